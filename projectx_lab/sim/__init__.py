@@ -1,0 +1,1 @@
+"""Local ProjectX gateway simulator: same REST paths and SignalR hubs, seeded market, paper accounts."""
