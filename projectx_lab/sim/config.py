@@ -35,7 +35,7 @@ class SimConfig:
     speed: float = 1.0
     start: datetime | None = None  # simulated clock start (UTC); None means "now"
     username: str = "demo"
-    api_key: str = "sim-demo-key"
+    api_key: str = field(default="sim-demo-key", repr=False)
     accounts: list[AccountConfig] = field(default_factory=_default_accounts)
     token_ttl: float = 24 * 3600.0  # seconds of *real* time a token stays valid
     history_rate: tuple[int, float] = (50, 30.0)  # requests, window seconds
@@ -47,5 +47,7 @@ class SimConfig:
     book_interval_ms: int = 250  # simulated ms between depth-book samples
     history_days: int = 400  # how far back history exists before the clock start
     bracket_min_ticks: int = 4
-    fill_on_touch: bool = False  # resting limits fill when the tape touches (True) or trades through
+    fill_on_touch: bool = (
+        False  # resting limits fill when the tape touches (True) or trades through
+    )
     max_frame_bytes: int = 16_384  # hubs pack records into frames up to this size
