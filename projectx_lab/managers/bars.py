@@ -101,6 +101,20 @@ class BarSeries:
     def last_price(self) -> float | None:
         return None if self._fb == _NO_BUCKET else self._fc
 
+    def last_closed(self) -> tuple[int, float, float, float, float, int] | None:
+        """The newest closed bar as (t, o, h, l, c, v), or None."""
+        if not self._count:
+            return None
+        i = (self._start + self._count - 1) % self.capacity
+        return (
+            int(self._t[i]),
+            float(self._o[i]),
+            float(self._h[i]),
+            float(self._l[i]),
+            float(self._c[i]),
+            int(self._v[i]),
+        )
+
     def __len__(self) -> int:
         return self._count + (self._fb != _NO_BUCKET)
 

@@ -136,6 +136,7 @@ class OrderBook:
         "bids",
         "contract_id",
         "depth_items",
+        "feed",
         "iceberg_tolerance",
         "ignored_items",
         "last_print",
@@ -164,6 +165,7 @@ class OrderBook:
             raise ValueError(f"tick_size must be a finite number > 0, got {tick_size!r}")
         if not _is_number(iceberg_tolerance) or not 0 <= iceberg_tolerance < 1:
             raise ValueError(f"iceberg_tolerance must be in [0, 1), got {iceberg_tolerance!r}")
+        self.feed: Any = None  # the BookFeed keeping this book live, when there is one
         self.contract_id = contract_id
         self.tick_size = float(tick_size)
         self.max_levels = _positive_int("max_levels", max_levels)

@@ -119,7 +119,7 @@ def test_late_trade_folds_into_closed_bar():
     series.add_trade(T0, 10.0, 1)
     series.add_trade(T0 + 60 * NS, 10.0, 1)
     series.add_trade(T0 + 5 * NS, 12.0, 4)  # arrives late
-    t, o, h, low, c, v = series.arrays()
+    _, _, h, _, c, v = series.arrays()
     assert h[0] == 12.0 and v[0] == 5 and c[0] == 10.0
 
 

@@ -1,0 +1,142 @@
+"""Real-time delivery rate: events reaching a user callback on the asyncio loop through
+`ProjectXRealtimeClient`, vs a stock signalrcore handler on signalrcore's own thread, on the
+same stream (the simulator in a child process pushes identical bursts to each in turn).
+
+Two layouts: one record per WebSocket frame, and records packed into 16 KB frames (what
+ASP.NET SignalR does under load). Target: ratio ≥ 1.0 for the default (signalrcore) transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from signalrcore.hub_connection_builder import HubConnectionBuilder
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _hub_feed import HubFeed, market_records, pack
+
+from projectx_lab.realtime import create_realtime_client
+
+RECORDS = 30_000  # ~6.5 MB per burst, under the simulator's 8 MB per-connection queue
+ROUNDS = 5
+TARGETS = ("GatewayQuote", "GatewayTrade", "GatewayDepth")
+
+
+class Counter:
+    """Counts deliveries; remembers the time of the first and of the last expected one."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first = self.last = 0.0
+
+    def hit(self) -> bool:
+        if self.count == 0:
+            self.first = time.perf_counter()
+        self.count += 1
+        if self.count == self.expected:
+            self.last = time.perf_counter()
+            return True
+        return False
+
+    @property
+    def rate(self) -> float:
+        return (self.expected - 1) / (self.last - self.first)
+
+
+def stock_signalrcore(feed: HubFeed, token: str) -> float:
+    """signalrcore 1.0.2 as documented: stock JSON protocol, handler on its receive thread."""
+    counter = Counter(RECORDS)
+    done, opened = threading.Event(), threading.Event()
+
+    def handler(arguments: list[object]) -> None:
+        if counter.hit():
+            done.set()
+
+    connection = (
+        HubConnectionBuilder()
+        .with_url(feed.info.market_hub_url, options={"access_token_factory": lambda: token})
+        .with_automatic_reconnect({"type": "raw", "keep_alive_interval": 10})
+        .build()
+    )
+    for target in TARGETS:
+        connection.on(target, handler)
+    connection.on_open(opened.set)
+    connection.start()
+    opened.wait(10)
+    feed.wait_connections(1)
+    feed.burst()
+    if not done.wait(120):
+        raise RuntimeError(f"stock signalrcore got {counter.count}/{RECORDS}")
+    stopper = threading.Thread(target=connection.stop)  # blocks until a frame arrives…
+    stopper.start()
+    while not connection.transport.manually_closing:
+        time.sleep(0.001)
+    connection.transport._client.sock.shutdown(socket.SHUT_RDWR)  # …so wake it
+    stopper.join(10)
+    feed.wait_connections(0)
+    return counter.rate
+
+
+async def ours(feed: HubFeed, token: str, transport: str) -> float:
+    counter = Counter(RECORDS)
+    done = asyncio.Event()
+
+    def callback(contract_id: str, data: object) -> None:
+        if counter.hit():
+            done.set()
+
+    rt = create_realtime_client(
+        token,
+        user_hub_url=feed.info.user_hub_url,
+        market_hub_url=feed.info.market_hub_url,
+        transport=transport,
+    )
+    rt.quote_event += callback
+    rt.trade_event += callback
+    rt.depth_event += callback
+    async with rt:
+        await asyncio.to_thread(feed.wait_connections, 1)
+        await asyncio.to_thread(feed.burst)
+        async with asyncio.timeout(120):
+            await done.wait()
+    await asyncio.to_thread(feed.wait_connections, 0)
+    return counter.rate
+
+
+def main() -> int:
+    records = market_records(RECORDS)
+    ok = True
+    with HubFeed() as feed:
+        body = {"userName": feed.info.username, "apiKey": feed.info.api_key}
+        token = httpx.post(f"{feed.info.api_url}/api/Auth/loginKey", json=body).json()["token"]
+        print(f"real-time delivery rate, {RECORDS:,} market records per burst, best of {ROUNDS}")
+        for layout, frame_bytes in (("1 record/frame", 1), ("16 KB frames", 16_384)):
+            frames = pack(records, frame_bytes)
+            feed.load(frames)
+            rates: dict[str, list[float]] = {"stock": [], "signalrcore": [], "native": []}
+            for _ in range(ROUNDS):
+                rates["stock"].append(stock_signalrcore(feed, token))
+                for transport in ("signalrcore", "native"):
+                    rates[transport].append(asyncio.run(ours(feed, token, transport)))
+            best = {name: max(values) for name, values in rates.items()}
+            ratio = best["signalrcore"] / best["stock"]
+            ok &= ratio >= 1.0
+            print(
+                f"  {layout:>15} ({len(frames):,} frames): stock signalrcore handler "
+                f"{best['stock']:>9,.0f} ev/s | ours (signalrcore) {best['signalrcore']:>9,.0f}"
+                f" ev/s → ratio {ratio:.2f}× | ours (native) {best['native']:>9,.0f} ev/s → "
+                f"{best['native'] / best['stock']:.2f}×"
+            )
+    print(f"target ratio ≥ 1.0 (default transport): {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""RealtimeDataManager: history per timeframe, then bars built live from the trade tape.
+
+The tape (`GatewayTrade`, never quote volume: gotcha 24) feeds every timeframe's `BarSeries`;
+DataFrames are built only when asked. Bars that missed trades (the one forming at start-up and
+any that overlapped a dropped connection) are re-read from `History/retrieveBars` once closed,
+and a reconnect backfills the gap, so closed bars always equal the gateway's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from projectx_lab.managers.bars import BarSeries
+from projectx_lab.managers.ticks import Tick, parse_ts_ns
+from projectx_lab.managers.timeframes import Timeframe
+from projectx_lab.realtime.dispatch import CallbackTasks, Event
+from projectx_lab.realtime.supervisor import ConnectionState
+
+logger = logging.getLogger("projectx_lab.data")
+NS = 1_000_000_000
+_AHEAD = timedelta(days=3650)  # "up to the server's now", whatever its clock says
+_UNIT_NAME = {1: "second", 2: "minute", 3: "hour", 4: "day", 5: "week", 6: "month"}
+
+
+class RealtimeDataManager:
+    """Multi-timeframe OHLCV for one instrument, live from the tape, in bounded memory."""
+
+    def __init__(
+        self,
+        instrument: str,
+        project_x: Any,
+        realtime_client: Any,
+        timeframes: Iterable[str] = ("1min",),
+        *,
+        max_bars: int = 10_000,
+        timezone: str = "America/Chicago",
+        initial_bars: int = 500,
+        max_ticks: int = 10_000,
+    ) -> None:
+        labels = [timeframes] if isinstance(timeframes, str) else list(timeframes)
+        if not labels:
+            raise ValueError("give at least one timeframe, e.g. timeframes=['1min', '5min']")
+        parsed = [Timeframe.parse(label) for label in labels]
+        self.instrument_symbol = instrument
+        self.project_x = project_x
+        self.realtime = realtime_client
+        self.timezone = timezone
+        self.initial_bars = initial_bars
+        self.timeframes: dict[str, Timeframe] = {tf.label: tf for tf in parsed}
+        self._series: dict[str, BarSeries] = {
+            tf.label: BarSeries(tf, capacity=max_bars) for tf in parsed
+        }
+        self._series_list = list(self._series.values())
+        self._dirty: dict[str, set[int]] = {label: set() for label in self._series}
+        self._ticks: deque[Tick] = deque(maxlen=max_ticks)
+        self._tasks = CallbackTasks()
+        self._refetches: set[asyncio.Task[Any]] = set()
+        self.on_tick: Event[Tick, str] = Event("tick", self._tasks)
+        self.on_new_bar: Event[str, dict[str, Any]] = Event("new_bar", self._tasks)
+        self.contract_id: str | None = None
+        self.instrument: Any = None
+        self.last_price: float | None = None
+        self.last_trade_ns: int | None = None
+        self.trades_seen = 0
+        self._running = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def initialize(self, initial_bars: int | None = None) -> None:
+        """Resolve the instrument and load recent history for every timeframe."""
+        self.instrument = await self.project_x.get_instrument(self.instrument_symbol)
+        self.contract_id = self.instrument.id
+        count = initial_bars or self.initial_bars
+        await asyncio.gather(*(self._load_history(label, count) for label in self._series))
+
+    async def start_realtime_feed(self) -> None:
+        """Subscribe to the contract's trades (after history, so nothing is counted twice)."""
+        if self.contract_id is None:
+            await self.initialize()
+        self.realtime.trade_event += self._on_trades
+        self.realtime.state_event += self._on_state
+        await self.realtime.subscribe_market(
+            self.contract_id, quotes=False, trades=True, depth=False
+        )
+        self._running = True
+        for label, series in self._series.items():  # trades before the subscription are missing
+            if series.forming_bucket is not None:
+                self._dirty[label].add(series.forming_bucket)
+
+    async def stop_realtime_feed(self) -> None:
+        """Stop listening; bars stay available."""
+        if not self._running:
+            return
+        self._running = False
+        self.realtime.trade_event -= self._on_trades
+        self.realtime.state_event -= self._on_state
+        for task in list(self._refetches):
+            task.cancel()
+        self.on_tick.close_streams()
+        self.on_new_bar.close_streams()
+        await self._tasks.close(grace=0.2)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def series(self, timeframe: str) -> BarSeries:
+        """The live `BarSeries` of a timeframe ("1m" and "1min" name the same one)."""
+        label = Timeframe.parse(timeframe).label
+        try:
+            return self._series[label]
+        except KeyError:
+            known = ", ".join(self._series)
+            raise ValueError(
+                f"timeframe {timeframe!r} is not tracked; this manager has {known}. "
+                "Pass it in timeframes=[...] when creating the manager."
+            ) from None
+
+    async def get_data(self, timeframe: str = "1min", bars: int | None = None) -> pl.DataFrame:
+        """Bars of `timeframe` (the newest `bars`, or all kept), oldest first, forming bar last."""
+        if bars is not None and (not isinstance(bars, int) or bars < 1):
+            raise ValueError(f"bars must be a positive int, got {bars!r}")
+        return self.series(timeframe).to_frame(bars, self.timezone)
+
+    async def get_bars(self, timeframe: str = "1min", bars: int = 100) -> pl.DataFrame:
+        """Same as `get_data(timeframe, bars)`."""
+        return await self.get_data(timeframe, bars)
+
+    async def get_current_price(self) -> float | None:
+        """Last traded price (from the tape, or the newest bar's close before any trade)."""
+        if self.last_price is not None:
+            return self.last_price
+        for series in self._series_list:
+            if series.last_price is not None:
+                return series.last_price
+        return None
+
+    async def wait_until_backfilled(self, timeout: float = 10.0) -> None:
+        """Wait until every pending re-read of gap or start-up bars has been merged."""
+        async with asyncio.timeout(timeout):
+            while self._refetches:
+                await asyncio.wait(set(self._refetches))
+
+    def recent_ticks(self, count: int = 100) -> list[Tick]:
+        """The newest `count` trades seen live (bounded buffer)."""
+        return list(self._ticks)[-count:]
+
+    async def stream_ticks(self, maxsize: int = 10_000) -> AsyncIterator[Tick]:
+        """`async for tick in manager.stream_ticks()`: every live trade from now on."""
+        async with self.on_tick.stream(maxsize) as stream:
+            async for tick, _ in stream:
+                yield tick
+
+    async def stream_bars(
+        self, timeframe: str = "1min", maxsize: int = 1_000
+    ) -> AsyncIterator[dict]:
+        """`async for bar in manager.stream_bars("1min")`: each bar of `timeframe` as it closes."""
+        label = self.series(timeframe).timeframe.label
+        async with self.on_new_bar.stream(maxsize) as stream:
+            async for tf, bar in stream:
+                if tf == label:
+                    yield bar
+
+    # -- hot path -------------------------------------------------------------------------
+
+    def _on_trades(self, contract_id: str, data: Any) -> None:
+        if contract_id != self.contract_id:
+            return
+        items = data if isinstance(data, list) else (data,)
+        series_list = self._series_list
+        want_ticks = len(self.on_tick) > 0
+        ticks = self._ticks
+        for item in items:
+            try:
+                ts = parse_ts_ns(item["timestamp"])
+                price = float(item["price"])
+                size = int(item["volume"])
+            except (KeyError, TypeError, ValueError):
+                logger.warning("skipping a malformed trade for %s", contract_id)
+                continue
+            for series in series_list:
+                if series.add_trade(ts, price, size):
+                    self._bar_closed(series)
+            tick = Tick(ts, price, size, item.get("type", 0), contract_id)
+            ticks.append(tick)
+            if want_ticks:
+                self.on_tick.emit(tick, contract_id)
+            self.last_price = price
+            self.last_trade_ns = ts
+        self.trades_seen += len(items)
+
+    def _bar_closed(self, series: BarSeries) -> None:
+        closed = series.last_closed()
+        if closed is None:
+            return
+        label = series.timeframe.label
+        dirty = self._dirty[label]
+        if dirty and min(dirty) < series.forming_bucket:
+            stale = sorted(b for b in dirty if b < series.forming_bucket)
+            dirty.difference_update(stale)
+            self._spawn_refetch(label, stale[0], series.forming_bucket)
+        if len(self.on_new_bar):
+            t, o, h, low, c, v = closed
+            bar = {
+                "timestamp": datetime.fromtimestamp(t / NS, tz=UTC),
+                "open": o,
+                "high": h,
+                "low": low,
+                "close": c,
+                "volume": v,
+            }
+            self.on_new_bar.emit(label, bar)
+
+    # -- history and gaps -----------------------------------------------------------------
+
+    async def _load_history(self, label: str, count: int) -> None:
+        tf = self.timeframes[label]
+        now = self.project_x.gateway_time()
+        start = now - timedelta(microseconds=tf.approx_ns * (count + 2) / 1000) - timedelta(days=3)
+        frame = await self._fetch(tf, start, now + _AHEAD, partial=True, limit=count)
+        self._upsert(label, frame, last_is_partial=True)
+
+    async def _fetch(
+        self, tf: Timeframe, start: datetime, end: datetime, *, partial: bool, limit: int = 20_000
+    ) -> pl.DataFrame:
+        return await self.project_x.get_bars(
+            self.contract_id,
+            interval=tf.number,
+            unit=_UNIT_NAME[tf.gateway_unit],
+            start_time=start,
+            end_time=end,
+            limit=limit,
+            partial=partial,
+            use_cache=False,
+        )
+
+    def _upsert(self, label: str, frame: pl.DataFrame, *, last_is_partial: bool) -> None:
+        if frame.is_empty():
+            return
+        t = frame["timestamp"].dt.epoch("ns").to_numpy()
+        cols = [frame[name].to_numpy() for name in ("open", "high", "low", "close", "volume")]
+        self._series[label].upsert(t, *cols, last_is_partial=last_is_partial)
+
+    def _spawn_refetch(self, label: str, start_ns: int, end_ns: int | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._refetch(label, start_ns, end_ns))
+        self._refetches.add(task)
+        task.add_done_callback(self._refetches.discard)
+
+    async def _refetch(self, label: str, start_ns: int, end_ns: int | None) -> None:
+        """Replace closed bars from `start_ns` (to `end_ns`, or all closed) with the gateway's."""
+        tf = self.timeframes[label]
+        start = datetime.fromtimestamp(start_ns / NS, tz=UTC)
+        if end_ns is None:
+            end = self.project_x.gateway_time() + _AHEAD  # closed bars up to the server's now
+        else:
+            end = datetime.fromtimestamp(end_ns / NS, tz=UTC) - timedelta(microseconds=1)
+        try:
+            frame = await self._fetch(tf, start, end, partial=False)
+        except Exception:
+            logger.exception("could not re-read %s bars after a gap; they may be incomplete", label)
+            return
+        self._upsert(label, frame, last_is_partial=False)
+
+    def _on_state(self, hub: str, state: Any) -> None:
+        """After a dropped market connection: backfill the gap in every timeframe."""
+        if hub != "market" or state != ConnectionState.RECONNECTED or self.last_trade_ns is None:
+            return
+        for label, series in self._series.items():
+            if series.forming_bucket is not None:
+                self._dirty[label].add(series.forming_bucket)
+            self._spawn_refetch(label, series.timeframe.bucket(self.last_trade_ns), None)
+
+    def __repr__(self) -> str:
+        tfs = ", ".join(self._series)
+        return f"RealtimeDataManager({self.instrument_symbol!r}, timeframes=[{tfs}])"
