@@ -43,6 +43,8 @@ from projectx_lab.managers.data import RealtimeDataManager
 from projectx_lab.managers.orderbook import OrderBook
 from projectx_lab.managers.orders import OrderManager
 from projectx_lab.managers.positions import PositionManager
+from projectx_lab.notebook.magics import load_ipython_extension as load_ipython_extension
+from projectx_lab.notebook.magics import unload_ipython_extension as unload_ipython_extension
 from projectx_lab.realtime import ProjectXRealtimeClient, create_realtime_client
 from projectx_lab.suite import (
     TradingSuite,

@@ -209,10 +209,10 @@ class TradingSuite:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SuiteStatus:
         """A snapshot for dashboards: instrument, account, connection, last price, positions."""
         account: Account | None = self.client.account_info
-        return {
+        status = {
             "instrument": self.instrument.id,
             "account": account.name if account else None,
             "connected": self.realtime.is_connected,
@@ -222,11 +222,33 @@ class TradingSuite:
             "best_ask": self.orderbook.best_ask if self.orderbook else None,
             "closed": self._closed,
         }
+        return SuiteStatus(status)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         frames = list(self.data.timeframes)
         return f"TradingSuite({self.instrument.id!r}, {state}, timeframes={frames})"
+
+    def _repr_html_(self) -> str:
+        from projectx_lab.notebook.reprs import suite_html
+
+        return suite_html(self)
+
+
+class SuiteStatus(dict):
+    """`TradingSuite.status()`: a plain dict with a one-line repr and an HTML card."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from projectx_lab.notebook.reprs import status_text
+
+        return status_text(self)
+
+    def _repr_html_(self) -> str:
+        from projectx_lab.notebook.reprs import status_html
+
+        return status_html(self)
 
 
 async def _close(resource: Any) -> None:

@@ -160,6 +160,12 @@ class ProjectX(MarketDataMethods, OrderMethods, PositionMethods):
         self._check_open()
         return await self._session.auth.fresh_token()
 
+    async def renew_session_token(self, rejected: str | None = None) -> str:
+        """A token to replace `rejected` (one a hub refused): logs in again unless another call
+        already replaced it; concurrent callers share one login."""
+        self._check_open()
+        return await self._session.auth.login_once(rejected)
+
     @property
     def account_info(self) -> Account | None:
         """The selected account (None before `authenticate()` / `select_account()`)."""

@@ -161,15 +161,26 @@ def format_timestamp(value: datetime) -> str:
 
 
 class _Model:
-    """Shared helpers: `to_dict` for display and tests."""
+    """Shared helpers: `to_dict` for display and tests; compact and HTML reprs (rendered by
+    `projectx_lab.notebook.reprs`, imported only when something is shown)."""
 
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
+    def __repr__(self) -> str:  # used by the models declared with repr=False
+        from projectx_lab.notebook.reprs import model_text
 
-@dataclass(frozen=True, slots=True)
+        return model_text(self)
+
+    def _repr_html_(self) -> str:
+        from projectx_lab.notebook.reprs import model_html
+
+        return model_html(self)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Account(_Model):
     """A trading account (`TradingAccountModel`)."""
 
@@ -195,7 +206,7 @@ class Account(_Model):
 _MONTH_SUFFIX = re.compile(r"^(?P<symbol>.+?)[FGHJKMNQUVXZ]\d{1,2}$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Instrument(_Model):
     """A futures contract (`ContractModel`). `symbol` is the exchange symbol (`MNQ`, `ES`)."""
 
@@ -265,7 +276,7 @@ class Bar(_Model):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Order(_Model):
     """An order (`OrderModel`, REST and `GatewayUserOrder`)."""
 
@@ -325,7 +336,7 @@ class Order(_Model):
         return self.status in (OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.SUSPENDED)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Position(_Model):
     """An open position (`PositionModel`); `size` is a magnitude, `type` the direction."""
 
@@ -360,7 +371,7 @@ class Position(_Model):
         return self.size if self.type == PositionType.LONG else 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Trade(_Model):
     """One fill of the account (`HalfTradeModel`); `profit_and_loss` is None on opening fills."""
 

@@ -43,6 +43,7 @@ from .validation import (
     choice_arg,
     enum_arg,
     new_custom_tag,
+    on_tick_grid,
     order_type_arg,
     positive_int,
     price_arg,
@@ -98,7 +99,8 @@ class OrderMethods(TradingBase):
         """`Order/place`. `contract` is a contract id, symbol or `Instrument`. Bracket legs are
         signed tick offsets from the fill (buy: stop loss < 0 < take profit). `trail_price` is
         the price *level* where a trailing stop starts. Never retried: an ambiguous outcome is
-        resolved by looking the order up by its `custom_tag`."""
+        resolved by looking the order up by its `custom_tag`. Prices must lie on the contract's
+        tick grid (checked against its cached spec before anything is sent)."""
         order_side = side_arg(side)
         order_type = order_type_arg(type)
         if order_type not in PLACEABLE:
@@ -119,7 +121,10 @@ class OrderMethods(TradingBase):
         tp = bracket_arg(take_profit, OrderType.LIMIT, "take_profit")
         check_bracket_signs(order_side, sl, tp)
         tag = tag_arg(custom_tag)
-        contract_id = await self._contract_id(contract)
+        instrument = await self._instrument(contract)
+        for name, value in prices.items():
+            on_tick_grid(value, instrument.tick_size, name, instrument.id)
+        contract_id = instrument.id
         account = await self._account_id(account_id)
         body: dict[str, Any] = {
             "accountId": account,

@@ -51,6 +51,12 @@ class TradingBase:
 
         async def get_instrument(self, symbol: str | Instrument, **kw: Any) -> Instrument: ...
 
+    async def _instrument(self, contract: str | Instrument) -> Instrument:
+        """The contract's spec (cached by `get_instrument`), for checks made before sending."""
+        if not isinstance(contract, Instrument | str) or not str(contract).strip():
+            raise ValidationError(f"contract must be a contract id or symbol, got {contract!r}")
+        return await self.get_instrument(contract)
+
     async def _contract_id(self, contract: str | Instrument) -> str:
         if isinstance(contract, Instrument):
             return contract.id

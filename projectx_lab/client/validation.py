@@ -12,6 +12,7 @@ from .errors import ValidationError
 from .models import BracketSpec, OrderSide, OrderType, to_decimal
 
 TAG_PREFIX = "pxl-"
+_ON_GRID = Decimal("1e-9")  # fraction of a tick treated as float noise
 MAX_TAG_LENGTH = 100
 
 
@@ -66,6 +67,22 @@ def price_arg(value: Any, name: str) -> Decimal | None:
     if price is None or not price.is_finite() or price <= 0:
         raise ValidationError(f"{name} must be a positive finite number, got {value!r}")
     return price
+
+
+def on_tick_grid(price: Decimal | None, tick_size: Decimal, name: str, contract: str) -> None:
+    """Refuse a price that is not a multiple of the contract's tick (the gateway rejects it,
+    gotcha 16), naming the two nearest valid prices."""
+    if price is None or not tick_size or tick_size <= 0:
+        return
+    units = price / tick_size
+    nearest = units.to_integral_value()
+    if abs(units - nearest) <= _ON_GRID:
+        return
+    below = (units // 1) * tick_size
+    raise ValidationError(
+        f"{name} {price} is not on {contract}'s tick grid ({tick_size}); use "
+        f"{below.normalize():f} or {(below + tick_size).normalize():f}"
+    )
 
 
 def wire_number(value: Decimal | int | None) -> float | int | None:

@@ -13,6 +13,9 @@ from projectx_lab.managers.timeframes import Timeframe
 
 _NO_BUCKET = -(2**62)
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+# Bumped whenever any series' forming bar moves to another bucket: callers caching
+# `common_forming_window` recompute it when this changes.
+FORMING_MOVES = [0]
 
 
 class BarSeries:
@@ -84,6 +87,7 @@ class BarSeries:
                 return False
             self._fb = bucket
             self._next = self.timeframe.next_bucket(bucket)
+            FORMING_MOVES[0] += 1
             self._fo = self._fh = self._fl = self._fc = price
             self._fv = size
             return True
@@ -187,7 +191,7 @@ class BarSeries:
         priority = np.concatenate([np.zeros(len(current[0])), np.ones(len(incoming[0]))])
         order = np.lexsort((priority, merged_t))
         merged_t = merged_t[order]
-        last_of_group = np.append(merged_t[1:] != merged_t[:-1], True)
+        last_of_group = np.append(merged_t[1:] != merged_t[:-1], True)[: len(merged_t)]
         pick = order[last_of_group]
         cols = [np.concatenate([a, b])[pick] for a, b in zip(current, incoming, strict=True)]
         if forming is not None and len(cols[0]) and cols[0][-1] >= forming[0]:
@@ -200,6 +204,7 @@ class BarSeries:
         for dst, src in zip(columns, cols, strict=True):
             dst[:keep] = src[len(src) - keep :]
         self._start, self._count = 0, keep
+        FORMING_MOVES[0] += 1
         if forming is None:
             self._fb = self._next = _NO_BUCKET
         else:
@@ -237,3 +242,26 @@ class BarSeries:
                 return
             if self._t[i] < bucket:
                 return
+
+
+def common_forming_window(series_list: list[BarSeries]) -> tuple[int, int]:
+    """`(lo, hi)`: a trade with `lo <= ts < hi` falls in the forming bar of every series (the
+    window is empty while any series has no forming bar)."""
+    lo = max(series._fb for series in series_list)
+    hi = min(series._next for series in series_list)
+    return lo, hi
+
+
+def fold_forming(
+    series_list: list[BarSeries], high: float, low: float, close: float, volume: int, count: int
+) -> None:
+    """Fold `count` trades that all fall in `common_forming_window` into every series at once:
+    the same bars and versions as `add_trade` on each trade in turn."""
+    for series in series_list:
+        series.version += count
+        if high > series._fh:
+            series._fh = high
+        if low < series._fl:
+            series._fl = low
+        series._fc = close
+        series._fv += volume

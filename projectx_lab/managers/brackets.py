@@ -129,6 +129,11 @@ class BracketOrderResult:
         ids = (self.entry_order_id, self.stop_order_id, self.target_order_id)
         return tuple(i for i in ids if i is not None)
 
+    def _repr_html_(self) -> str:
+        from projectx_lab.notebook.reprs import bracket_html
+
+        return bracket_html(self)
+
     def __repr__(self) -> str:
         side = "BUY" if self.side == OrderSide.BUY else "SELL"
         return (

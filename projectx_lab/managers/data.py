@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from projectx_lab.managers.bars import BarSeries
-from projectx_lab.managers.ticks import Tick, parse_ts_ns
+from projectx_lab.managers.bars import (
+    FORMING_MOVES,
+    BarSeries,
+    common_forming_window,
+    fold_forming,
+)
+from projectx_lab.managers.ticks import SECOND_CACHE, Tick, TickRing, parse_ts_ns
 from projectx_lab.managers.timeframes import Timeframe
 from projectx_lab.realtime.dispatch import CallbackTasks, Event
 from projectx_lab.realtime.supervisor import ConnectionState
@@ -26,6 +30,8 @@ from projectx_lab.realtime.supervisor import ConnectionState
 logger = logging.getLogger("projectx_lab.data")
 NS = 1_000_000_000
 _AHEAD = timedelta(days=3650)  # "up to the server's now", whatever its clock says
+_INF = float("inf")
+_UTC = "+00:00"
 _UNIT_NAME = {1: "second", 2: "minute", 3: "hour", 4: "day", 5: "week", 6: "month"}
 
 
@@ -59,7 +65,7 @@ class RealtimeDataManager:
         }
         self._series_list = list(self._series.values())
         self._dirty: dict[str, set[int]] = {label: set() for label in self._series}
-        self._ticks: deque[Tick] = deque(maxlen=max_ticks)
+        self._ticks = TickRing(max_ticks)
         self._tasks = CallbackTasks()
         self._refetches: set[asyncio.Task[Any]] = set()
         self.on_tick: Event[Tick, str] = Event("tick", self._tasks)
@@ -69,6 +75,8 @@ class RealtimeDataManager:
         self.last_price: float | None = None
         self.last_trade_ns: int | None = None
         self.trades_seen = 0
+        self._window = (0, 0)  # common_forming_window of the series, cached
+        self._window_moves = -1  # FORMING_MOVES when it was computed
         self._running = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -148,7 +156,7 @@ class RealtimeDataManager:
 
     def recent_ticks(self, count: int = 100) -> list[Tick]:
         """The newest `count` trades seen live (bounded buffer)."""
-        return list(self._ticks)[-count:]
+        return self._ticks.ticks(count, self.contract_id or "")
 
     async def stream_ticks(self, maxsize: int = 10_000) -> AsyncIterator[Tick]:
         """`async for tick in manager.stream_ticks()`: every live trade from now on."""
@@ -172,27 +180,88 @@ class RealtimeDataManager:
         if contract_id != self.contract_id:
             return
         items = data if isinstance(data, list) else (data,)
+        if len(self.on_tick) or not self._fold_batch(items):
+            self._fold_each(items, contract_id)
+        self.trades_seen += len(items)
+
+    def _fold_batch(self, items: list | tuple) -> bool:
+        """Fast path for a batch nobody needs tick by tick: when every trade falls in every
+        series' forming bar (nearly always), fold the batch's high/low/close/volume into each
+        series at once. False when a trade is malformed or opens a bar: then nothing changed
+        but tick-buffer slots past the last commit, which `_fold_each` rewrites."""
+        moves = FORMING_MOVES[0]
+        if moves != self._window_moves:
+            self._window = common_forming_window(self._series_list)
+            self._window_moves = moves
+        lo, hi = self._window
+        cache = SECOND_CACHE
+        ring = self._ticks
+        ring_ts, ring_price, ring_size, ring_side = ring.ts, ring.price, ring.size, ring.side
+        slots = len(ring_ts)
+        i = ring.next
+        high, low, volume = -_INF, _INF, 0
+        price = 0.0
+        ts = 0
+        for item in items:
+            try:
+                text = item["timestamp"]
+                secs = cache.get(text[:19])
+                if secs is not None and len(text) == 33 and text[19] == "." and text[27:] == _UTC:
+                    ts = secs * NS + int(text[20:27]) * 100  # parse_ts_ns's fast path, inline
+                else:
+                    ts = parse_ts_ns(text)
+                price = float(item["price"])
+                size = int(item["volume"])
+                ring_ts[i] = ts
+            except (KeyError, TypeError, ValueError, OverflowError):
+                return False
+            if not lo <= ts < hi:
+                return False
+            if price > high:
+                high = price
+            if price < low:
+                low = price
+            volume += size
+            ring_price[i] = price
+            ring_size[i] = size
+            ring_side[i] = item.get("type", 0)
+            i += 1
+            if i == slots:
+                i = 0
+        if items:
+            count = len(items)
+            fold_forming(self._series_list, high, low, price, volume, count)
+            ring.next = i
+            ring.total += count
+            self.last_price = price
+            self.last_trade_ns = ts
+        return True
+
+    def _fold_each(self, items: list | tuple, contract_id: str) -> None:
+        """Trade by trade: opens and closes bars, emits ticks, skips malformed trades."""
         series_list = self._series_list
         want_ticks = len(self.on_tick) > 0
-        ticks = self._ticks
+        ring = self._ticks
         for item in items:
             try:
                 ts = parse_ts_ns(item["timestamp"])
                 price = float(item["price"])
                 size = int(item["volume"])
-            except (KeyError, TypeError, ValueError):
+                ring.ts[ring.next] = ts
+            except (KeyError, TypeError, ValueError, OverflowError):
                 logger.warning("skipping a malformed trade for %s", contract_id)
                 continue
             for series in series_list:
                 if series.add_trade(ts, price, size):
                     self._bar_closed(series)
-            tick = Tick(ts, price, size, item.get("type", 0), contract_id)
-            ticks.append(tick)
+            side = item.get("type", 0)
+            i = ring.next
+            ring.price[i], ring.size[i], ring.side[i] = price, size, side
+            ring.commit(1)
             if want_ticks:
-                self.on_tick.emit(tick, contract_id)
+                self.on_tick.emit(Tick(ts, price, size, side, contract_id), contract_id)
             self.last_price = price
             self.last_trade_ns = ts
-        self.trades_seen += len(items)
 
     def _bar_closed(self, series: BarSeries) -> None:
         closed = series.last_closed()

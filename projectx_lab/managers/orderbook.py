@@ -16,10 +16,11 @@ Book rules (the simulator's contract, docs/architecture.md):
   top was set last: the other side's crossing levels are stale and are dropped.
 
 Memory is bounded: each side keeps at most `max_levels` levels plus a small slack (the levels
-farthest from the top are trimmed), the tape is a ring of `max_trades` trades, and iceberg
-tracking holds at most `2 × max_levels` levels per side.
+farthest from the top are trimmed), the tape is a preallocated numpy ring of `max_trades`
+trades (values, no per-trade objects), and iceberg tracking holds at most `2 × max_levels`
+levels per side.
 
-Timestamps are kept as the wire strings until asked for; they are parsed then with
+Timestamps are kept as the wire strings' bytes until asked for; they are parsed then with
 `ticks.parse_ts_ns` (per-second prefix cache).
 """
 
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from projectx_lab.managers import book_analytics as ba
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INF = math.inf
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STAMP_BYTES = 48  # wire timestamps are 33 characters (`2026-10-02T14:31:05.1234567+00:00`)
 _BOOK_TYPES = frozenset((1, 2, 3, 4, 9, 10))
 _PRICED_TYPES = frozenset((5, 7, 8, 11))
 
@@ -111,6 +114,23 @@ def _positive_int(name: str, value: object) -> int:
     if type(value) is not int or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+class BookSnapshot(dict):
+    """`get_orderbook_snapshot()`'s result: a plain dict with a one-line repr and an HTML
+    ladder in Jupyter (rendered by `projectx_lab.notebook.reprs`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from projectx_lab.notebook.reprs import book_snapshot_text
+
+        return book_snapshot_text(self)
+
+    def _repr_html_(self) -> str:
+        from projectx_lab.notebook.reprs import book_snapshot_html
+
+        return book_snapshot_html(self)
 
 
 class OrderBook:
@@ -182,10 +202,12 @@ class OrderBook:
         self._ask_dirty = False
         self._ice_bids: dict[float, LevelTrack] = {}
         self._ice_asks: dict[float, LevelTrack] = {}
-        self._tp: list[float] = [0.0] * max_trades
-        self._tv: list[float] = [0] * max_trades
-        self._ts: list[int] = [0] * max_trades
-        self._tt: list[str] = [""] * max_trades
+        # the tape ring holds values, not per-trade objects: its memory is committed here
+        # (np.full writes every page) and long-lived trades pin no allocator pools
+        self._tp = np.full(max_trades, 0.0)
+        self._tv = np.full(max_trades, 0, dtype=np.int64)
+        self._ts = np.full(max_trades, 0, dtype=np.int8)
+        self._tt = np.full(max_trades, b"", dtype=f"S{_STAMP_BYTES}")
         self._tape_n = 0
         self._quote: dict[str, Any] = {}
         self.last_update: str | None = None
@@ -370,7 +392,7 @@ class OrderBook:
             tp[i] = p
             tv[i] = v
             ts[i] = s
-            tt[i] = it["timestamp"]
+            tt[i] = it["timestamp"].encode()
             i += 1
             if i == cap:
                 i = 0
@@ -458,7 +480,11 @@ class OrderBook:
             return None
         i = (self._tape_n - 1) % self.max_trades
         return Tick(
-            parse_ts_ns(self._tt[i]), self._tp[i], self._tv[i], self._ts[i], self.contract_id
+            parse_ts_ns(self._tt[i].decode()),
+            float(self._tp[i]),
+            int(self._tv[i]),
+            int(self._ts[i]),
+            self.contract_id,
         )
 
     @property
@@ -494,7 +520,7 @@ class OrderBook:
         (over those levels), level counts and the last update time (UTC datetime or None)."""
         bid_side = self._side(True, levels)
         ask_side = self._side(False, levels)
-        return {
+        snapshot = {
             "contract_id": self.contract_id,
             "bids": ba.levels_frame(*bid_side),
             "asks": ba.levels_frame(*ask_side),
@@ -507,6 +533,7 @@ class OrderBook:
             "ask_levels": len(self.asks),
             "timestamp": self._time(self.last_update),
         }
+        return BookSnapshot(snapshot)
 
     @staticmethod
     def _time(ts: str | None) -> datetime | None:
@@ -538,8 +565,12 @@ class OrderBook:
         start = end - n
         cols = (self._tp, self._tv, self._ts, self._tt)
         if start >= 0:
-            return tuple(c[start:end] for c in cols)  # type: ignore[return-value]
-        return tuple(c[start:] + c[:end] for c in cols)  # type: ignore[return-value]
+            prices, volumes, sides, stamps = (c[start:end].tolist() for c in cols)
+        else:
+            prices, volumes, sides, stamps = (
+                np.concatenate((c[start:], c[:end])).tolist() for c in cols
+            )
+        return prices, volumes, sides, [t.decode() for t in stamps]
 
     def get_recent_trades(self, last_n: int | None = 100) -> pl.DataFrame:
         """The newest `last_n` trades of the tape (all when None): timestamp (UTC), price,

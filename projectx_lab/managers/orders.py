@@ -30,7 +30,7 @@ from projectx_lab.realtime.supervisor import ConnectionState
 
 from .brackets import BracketOrderResult
 from .order_tracker import OrderTracker, is_working
-from .placement import OrderPlacement
+from .placement import OrderPlacement, PlaceCheck
 from .prices import LivePrices
 from .pricing import parse_price, parse_size, parse_ticks, snap_order_price
 
@@ -98,6 +98,7 @@ class OrderManager(OrderPlacement):
         self.on_order_update: Event[Order, Order | None] = Event("order_update", self._tasks)
         self.on_fill: Event[Order, int] = Event("fill", self._tasks)
         self.tracker = OrderTracker(max_tracked)
+        self.pre_place_checks: list[PlaceCheck] = []
         if isinstance(price_source, LivePrices):
             self.prices, self._own_prices = price_source, False
         else:
@@ -121,11 +122,13 @@ class OrderManager(OrderPlacement):
 
     async def initialize(self) -> None:
         """Subscribe the account's user events and load its open orders (idempotent)."""
+        if self._closed:
+            raise RuntimeError(
+                "this OrderManager is closed (it or its TradingSuite was closed); create a new one"
+            )
         if self._started:
             return
         async with self._start_lock:
-            if self._closed:
-                raise RuntimeError("this OrderManager is closed; create a new one")
             if self._started:
                 return
             if self.account_id is None:  # the client's selected account (logs in if needed)

@@ -10,6 +10,9 @@ children (`<tag>-SL`, `<tag>-TP`) on the stream.
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +39,36 @@ if TYPE_CHECKING:
 MAX_TRAIL_TICKS = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceRequest:
+    """A validated placement about to be sent: what pre-placement checks get to inspect.
+
+    `prices` holds the snapped `limit_price` / `stop_price` / `trail_price` and the bracket legs
+    (`stop_loss`, `take_profit`) as they will be sent.
+    """
+
+    instrument: Instrument
+    type: OrderType
+    side: OrderSide
+    size: int
+    custom_tag: str | None
+    prices: dict[str, Any]
+
+
+# A check raises (e.g. `ValidationError`) to stop the placement; it may be async.
+PlaceCheck = Callable[[PlaceRequest], Awaitable[None] | None]
+
+
 class OrderPlacement:
-    """Mixin of `OrderManager`: `place_*_order` helpers. Needs the attributes declared below."""
+    """Mixin of `OrderManager`: `place_*_order` helpers. Needs the attributes declared below.
+
+    `pre_place_checks` run, in order, on every placement after validation and before anything
+    is sent; one that raises stops it (a risk guard hooks in here).
+    """
 
     project_x: Any
     account_id: int | None
+    pre_place_checks: list[PlaceCheck]
     tracker: OrderTracker
     prices: LivePrices
     min_stop_ticks: int
@@ -294,6 +322,12 @@ class OrderPlacement:
         custom_tag: str | None,
         **prices: Any,
     ) -> PlaceOrderResult:
+        if self.pre_place_checks:
+            request = PlaceRequest(instrument, order_type, side, size, custom_tag, prices)
+            for check in tuple(self.pre_place_checks):
+                outcome = check(request)
+                if inspect.isawaitable(outcome):
+                    await outcome
         return await self.project_x.place_order(
             instrument,
             side=side,

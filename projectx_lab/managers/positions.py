@@ -115,11 +115,13 @@ class PositionManager:
 
     async def initialize(self) -> None:
         """Subscribe the account's user events, then load positions, fills and balance."""
+        if self._closed:
+            raise RuntimeError(
+                "this PositionManager is closed (it or its suite was closed); create a new one"
+            )
         if self._started:
             return
         async with self._start_lock:
-            if self._closed:
-                raise RuntimeError("this PositionManager is closed; create a new one")
             if self._started:
                 return
             if self.account_id is None:  # the client's selected account (logs in if needed)

@@ -4,7 +4,8 @@ Subscriptions live in our own registry and are re-issued after every rebuild. Pa
 unwrapped defensively (gateway-api.md §6.4, gotchas 1–3): user events arrive as
 `{action, data}` envelopes or bare objects and are delivered as `(data, action)`; market events
 arrive as `[contractId, data]` and are delivered as `(contract_id, data)`, with trades and depth
-always as lists. Malformed payloads are logged once and skipped; the stream continues.
+always as lists. Malformed payloads (and malformed items of a list, see `payloads.py`) are
+logged once per event name, counted in `malformed_events` and skipped; the stream continues.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .dispatch import CallbackTasks, Event, EventStream
+from .payloads import SCHEMAS, clean_items, item_ok
 from .redact import excerpt, install_log_redaction, logger, redact, strip_token_from_url
 from .supervisor import (
     ConnectionState,
@@ -47,6 +49,7 @@ _MARKET_METHODS = {
     "trades": ("SubscribeContractTrades", "UnsubscribeContractTrades"),
     "depth": ("SubscribeContractMarketDepth", "UnsubscribeContractMarketDepth"),
 }
+_QUOTE_SCHEMA = SCHEMAS["GatewayQuote"]
 _ALIASES = {
     "quote": "GatewayQuote",
     "trade": "GatewayTrade",
@@ -428,7 +431,7 @@ class ProjectXRealtimeClient:
         except (TypeError, ValueError):
             self._malformed("GatewayQuote", args)
             return
-        if contract_id.__class__ is not str or data.__class__ is not dict:
+        if contract_id.__class__ is not str or not item_ok(_QUOTE_SCHEMA, data):
             self._malformed("GatewayQuote", args)
             return
         self.quote_event.emit(contract_id, data)
@@ -447,6 +450,11 @@ class ProjectXRealtimeClient:
         if contract_id.__class__ is not str:
             self._malformed(event.name, args)
             return
+        data, bad = clean_items(event.name, data)
+        if bad is not None:
+            self._malformed(event.name, bad)
+            if not data:
+                return
         event.emit(contract_id, data)
 
     def _route_user(self, event: Event[dict[str, Any], int | None], args: Any) -> None:
@@ -455,12 +463,17 @@ class ProjectXRealtimeClient:
             self._malformed(event.name, args)
             return
         data = envelope.get("data")  # type: ignore[union-attr]
-        if data.__class__ is dict:
-            event.emit(data, envelope.get("action"))  # type: ignore[union-attr]
-        else:
-            event.emit(envelope, None)  # type: ignore[arg-type]
+        action = envelope.get("action") if data.__class__ is dict else None  # type: ignore[union-attr]
+        if data.__class__ is not dict:
+            data = envelope  # a bare object, as the docs show it
+        if not item_ok(SCHEMAS[event.name], data):
+            self._malformed(event.name, args)
+            return
+        event.emit(data, action)  # type: ignore[arg-type]
 
     def _malformed(self, name: str, args: Any) -> None:
+        """Count a payload (or item) that failed the checks of `payloads.py`; log the first
+        one per event name."""
         self.malformed_events += 1
         if name in self._warned:
             return
@@ -483,7 +496,8 @@ def create_realtime_client(
 
     `jwt_token` is a session token, a zero-argument callable (sync or async) returning the
     current one (called on every (re)connect), or a `ProjectX` client: then its
-    `get_session_token`, hub URLs and selected account are used. Hub URLs otherwise default
+    `get_session_token`, hub URLs and selected account are used, and a token the hub rejects
+    is replaced by a fresh login (`ClientTokenSource`). Hub URLs otherwise default
     to `PROJECTX_USER_HUB_URL` / `PROJECTX_MARKET_HUB_URL`, else TopstepX. `transport` is
     "signalrcore" (default) or "native" (asyncio websockets, no threads).
     """
@@ -493,7 +507,7 @@ def create_realtime_client(
         market_hub_url = market_hub_url or getattr(settings, "market_hub_url", None)
         if account_id is None:
             account_id = getattr(getattr(jwt_token, "account_info", None), "id", None)
-        jwt_token = jwt_token.get_session_token
+        jwt_token = ClientTokenSource(jwt_token)
     if user_hub_url is None:
         user_hub_url = os.environ.get("PROJECTX_USER_HUB_URL") or TOPSTEPX_USER_HUB
     if market_hub_url is None:
@@ -506,6 +520,27 @@ def create_realtime_client(
         transport=transport,
         **options,
     )
+
+
+class ClientTokenSource:
+    """Hub tokens from a `ProjectX` client: its current token on every (re)connect, and a new
+    session (`renew_session_token`) when a hub rejects that token (revoked or expired early)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def __call__(self) -> str:
+        return await self._client.get_session_token()
+
+    async def renew(self, rejected: str) -> None:
+        renew = getattr(self._client, "renew_session_token", None)
+        if renew is not None:
+            await renew(rejected)
+
+    def __repr__(self) -> str:
+        return f"ClientTokenSource({type(self._client).__name__})"
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ LOGGER_NAMES = (
     logger.name,
     ws_logger.name,
     "SignalRCoreClient",
+    "websocket",  # websocket-client, under signalrcore
+    "websockets",
+    "websockets.client",  # websockets' default loggers log upgrade headers at DEBUG
+    "websockets.server",
+    "uvicorn.error",  # the simulator's uvicorn hands its websockets protocol this logger
     "httpx",
     "httpcore.connection",
     "httpcore.http11",

@@ -220,7 +220,7 @@ class _BufferedSocket:
     def recv(self, size: int) -> bytes:
         buffer, offset = self._buffer, self._offset
         if offset >= len(buffer):
-            buffer = self.raw.recv(262_144)
+            buffer = self.raw.recv(65_536)
             if not buffer:
                 return buffer
             self._buffer, offset = buffer, 0

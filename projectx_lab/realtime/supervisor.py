@@ -4,7 +4,9 @@ Nothing here trusts a transport to heal itself. When the connection closes, goes
 frame at all for `server_timeout`), the market stream freezes (no data for `stale_after` while
 subscribed, even though pings still arrive), or an invocation goes unanswered, the supervisor
 stops that transport, builds a fresh one with backoff + jitter and a token from the factory,
-re-issues every subscription from the caller's registry, then emits "reconnected".
+re-issues every subscription from the caller's registry, then emits "reconnected". When the
+hub rejects the token and the factory has a `renew(rejected_token)` method (the `ProjectX`
+token source does), it is asked for a new session before the next attempt.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, NamedTuple
 from .redact import excerpt, logger, redact, remember_secret
 from .transport import (
     HubInvocationError,
+    HubUnauthorizedError,
     RealtimeConnectionError,
     RealtimeError,
     Transport,
@@ -123,6 +126,7 @@ class HubSupervisor:
         self._clock = clock
         self._expects_data = expects_data if options.stale_after is not None else None
         self._transport: Transport | None = None
+        self._token_used: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._next_id = 0
@@ -218,7 +222,24 @@ class HubSupervisor:
         if not isinstance(value, str) or not value.strip():
             raise RealtimeConnectionError("token factory returned no token")
         remember_secret(value)
+        self._token_used = value
         return value
+
+    async def _renew_token(self) -> None:
+        """Ask the token factory for a new session after the hub refused the current token."""
+        renew = getattr(self._token_provider, "renew", None)
+        if renew is None or self._token_used is None:
+            return
+        try:
+            result = renew(self._token_used)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            logger.warning(
+                "%s hub: renewing the rejected token failed: %s",
+                self.hub,
+                redact(f"{type(exc).__name__}: {exc}"),
+            )
 
     async def _supervise(self, transport: Transport) -> None:
         while True:
@@ -245,6 +266,9 @@ class HubSupervisor:
             )
             try:
                 return await self._open()
+            except HubUnauthorizedError as exc:
+                logger.warning("%s hub reconnect %d failed: %s", self.hub, attempt + 1, exc)
+                await self._renew_token()
             except (RealtimeError, OSError) as exc:
                 text = redact(str(exc))
                 logger.warning("%s hub reconnect %d failed: %s", self.hub, attempt + 1, text)

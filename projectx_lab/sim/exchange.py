@@ -9,14 +9,15 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from .book import Book
 from .catalog import Catalog, ContractSpec
-from .clock import VirtualClock
 from .config import SimConfig
 from .market import MarketModel, Trades
 from .matching import Broker
+from .stepping import SteppedClock
 from .wire import iso
 
 log = logging.getLogger("projectx_lab.sim")
@@ -40,6 +41,14 @@ class UserSink(Protocol):
     def user_event(
         self, account_id: int, target: str, action: int, data: dict[str, Any]
     ) -> None: ...
+
+
+class MarketSource(Protocol):
+    """Where an exchange's markets come from instead of the seeded model (a recording)."""
+
+    def catalog(self, today: datetime) -> Catalog: ...
+    def market(self, spec: ContractSpec) -> MarketModel:  # any object with its interface
+        ...
 
 
 class _Prices(dict[int, float]):
@@ -75,12 +84,19 @@ class _Feed:
 
 
 class Exchange:
-    """The simulated venue. Loop-affine: mutate it from the simulator loop (see `call`)."""
+    """The simulated venue. Loop-affine: mutate it from the simulator loop (see `call`).
 
-    def __init__(self, config: SimConfig) -> None:
+    Markets are the seeded model, or come from `source` (a replayed recording); the clock is a
+    `SteppedClock`, so lockstep runs can hold it and `step()` the pump by hand.
+    """
+
+    def __init__(self, config: SimConfig, source: MarketSource | None = None) -> None:
         self.config = config
-        self.clock = VirtualClock(config.start, config.speed)
-        self.catalog = Catalog(self.clock.now())
+        self.clock = SteppedClock(config.start, config.speed)
+        self.source = source
+        self.catalog = (
+            Catalog(self.clock.now()) if source is None else source.catalog(self.clock.now())
+        )
         self.broker = Broker(config, self, self.clock, self._emit_user)
         self._markets: dict[str, MarketModel] = {}
         self._feeds: dict[str, _Feed] = {}
@@ -194,7 +210,12 @@ class Exchange:
             spec = self.catalog.by_id(contract_id)
             if spec is None:
                 raise KeyError(contract_id)
-            model = MarketModel(spec, self.config.seed, self.config, start_ns=self.clock.start_ns)
+            if self.source is not None:
+                model = self.source.market(spec)
+            else:
+                model = MarketModel(
+                    spec, self.config.seed, self.config, start_ns=self.clock.start_ns
+                )
             self._markets[contract_id] = model
         return model
 
@@ -336,13 +357,13 @@ class Exchange:
             for sink in self._market_sinks:
                 sink.market_event(cid, "GatewayTrade", tape)
 
-        if n or feed.full_quote:
+        market = feed.market
+        if n or feed.full_quote or market.quote_changed(start, now):
             self._publish_quote(cid, feed, now)
 
         depth: list[dict[str, Any]] = []
         ts = trades.ts_ns.tolist() if n else []
         i = 0
-        market = feed.market
         for grid_ns in market.book_times(start, now):
             while i < n and ts[i] <= grid_ns:
                 depth.append(_print(stamps[i], prices[i], sizes[i]))

@@ -1,5 +1,6 @@
 """Fault controls for tests: REST latency, failed and swallowed responses, token expiry, and
-hub faults (dropped connections, frozen market streams, raw frames) delegated to the hubs.
+hub faults (dropped connections, refused reconnects, frozen market streams, raw frames)
+delegated to the hubs.
 
 Every control may be called from any thread: calls from outside the simulator's event loop are
 marshalled into it (and wait for completion), so rule state is only ever touched by that loop.
@@ -28,6 +29,7 @@ class HubFaultHooks(Protocol):
 
     def drop(self, hub: str = "all", mode: str = "clean") -> int: ...
     def freeze(self, contract_id: str | None = None, frozen: bool = True) -> None: ...
+    def block(self, hub: str = "all", blocked: bool = True) -> None: ...
     def inject_raw(self, hub: str, text: str) -> int: ...
 
 
@@ -103,6 +105,17 @@ class Faults:
         """Resume market events frozen by `freeze_market` (None = all)."""
         self._call(self._hubs.freeze, contract_id, False)
 
+    def block_hub(self, hub: str = "all") -> None:
+        """Refuse new connections to `hub` (negotiate and upgrade answer 503) until
+        `unblock_hub`: with `drop_hub` it keeps a hub down for as long as a test needs."""
+        _check_hub(hub)
+        self._call(self._hubs.block, hub, True)
+
+    def unblock_hub(self, hub: str = "all") -> None:
+        """Accept connections to `hub` again."""
+        _check_hub(hub)
+        self._call(self._hubs.block, hub, False)
+
     def inject_raw(self, hub: str, text: str) -> int:
         """Send `text` verbatim, in a WebSocket text frame of its own, on every connection of
         `hub` ("user" | "market" | "all"); returns how many connections got it."""
@@ -112,7 +125,7 @@ class Faults:
         return self._call(self._hubs.inject_raw, hub, text)
 
     def clear(self) -> None:
-        """Remove every REST fault rule and unfreeze all market streams."""
+        """Remove every REST fault rule, unfreeze all market streams, unblock both hubs."""
         self._call(self._clear)
 
     # ------------------------------------------------------------------ REST-side hooks (loop only)
@@ -185,6 +198,7 @@ class Faults:
         self._failures.clear()
         self._swallow.clear()
         self._hubs.freeze(None, False)
+        self._hubs.block("all", False)
 
 
 def _check_hub(hub: str) -> None:

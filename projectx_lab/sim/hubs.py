@@ -2,7 +2,8 @@
 
 Per-connection subscriptions, event fan-out (each event serialised once, shared bytes queued to
 every subscriber, one writer task per connection packing records into frames), server pings,
-and the fault hooks (drop, freeze, raw injection). Everything runs on the server's event loop.
+and the fault hooks (drop, freeze, block, raw injection). Everything runs on the server's
+event loop.
 """
 
 from __future__ import annotations
@@ -522,6 +523,8 @@ class MarketHub(_Hub):
         self._feed = feed
         self._frozen_all = False
         self._frozen: set[str] = set()
+        # snapshots held back from subscriptions made while frozen: sent on unfreeze
+        self._withheld: dict[Connection, set[tuple[str, str]]] = {}
         param = ("contractId", str)
         for noun, target in (("Quotes", QUOTE), ("Trades", TRADE), ("MarketDepth", DEPTH)):
             self._method(f"SubscribeContract{noun}", param, partial(self._add, target))
@@ -540,7 +543,11 @@ class MarketHub(_Hub):
             conn.enqueue(record)
 
     def freeze(self, contract_id: str | None, frozen: bool) -> None:
-        """Stop (or resume) market data for one contract or, with None, for all of them."""
+        """Stop (or resume) market data for one contract or, with None, for all of them.
+
+        A subscription made while frozen gets its depth/quote snapshot when the stream resumes
+        (before any later update), as a stalled feed would deliver it.
+        """
         if contract_id is None:
             self._frozen_all = frozen
             if not frozen:
@@ -549,6 +556,28 @@ class MarketHub(_Hub):
             self._frozen.add(contract_id)
         else:
             self._frozen.discard(contract_id)
+        if not frozen:
+            self._send_withheld()
+
+    def _send_withheld(self) -> None:
+        for conn, pending in list(self._withheld.items()):
+            for target, contract_id in sorted(pending):
+                if self.is_frozen(contract_id):
+                    continue
+                pending.discard((target, contract_id))
+                if not conn.closing and (target, contract_id) in conn.subscriptions:
+                    self._send_snapshot(conn, target, contract_id)
+            if not pending:
+                del self._withheld[conn]
+
+    def _send_snapshot(self, conn: Connection, target: str, contract_id: str) -> None:
+        snapshot = (
+            self._feed.depth_snapshot(contract_id)
+            if target == DEPTH
+            else self._feed.quote_snapshot(contract_id)
+        )
+        prefix = self._channels[target][contract_id].prefix
+        conn.enqueue(b"".join((prefix, sp.dumps(snapshot), sp.INVOCATION_END)))
 
     def is_frozen(self, contract_id: str) -> bool:
         """True while market data for `contract_id` is held back by `freeze`."""
@@ -557,6 +586,7 @@ class MarketHub(_Hub):
     def detach(self, conn: Connection) -> None:
         """Forget the connection and release its market interest."""
         super().detach(conn)
+        self._withheld.pop(conn, None)
         for contract_id in list(conn.interest):
             del conn.interest[contract_id]
             self._feed.release(contract_id)
@@ -574,19 +604,19 @@ class MarketHub(_Hub):
             self._feed.acquire(contract_id)
         conn.interest[contract_id] = count + 1
         self._subscribe(conn, target, contract_id)
-        if target in (DEPTH, QUOTE) and not self.is_frozen(contract_id):
-            snapshot = (
-                self._feed.depth_snapshot(contract_id)
-                if target == DEPTH
-                else self._feed.quote_snapshot(contract_id)
-            )
-            prefix = self._channels[target][contract_id].prefix
-            conn.enqueue(b"".join((prefix, sp.dumps(snapshot), sp.INVOCATION_END)))
+        if target in (DEPTH, QUOTE):
+            if self.is_frozen(contract_id):
+                self._withheld.setdefault(conn, set()).add((target, contract_id))
+            else:
+                self._send_snapshot(conn, target, contract_id)
         return None
 
     def _remove(self, target: str, conn: Connection, contract_id: str) -> None:
         if not self._unsubscribe(conn, target, contract_id):
             return
+        pending = self._withheld.get(conn)
+        if pending is not None:
+            pending.discard((target, contract_id))
         count = conn.interest.pop(contract_id, 1) - 1
         if count > 0:
             conn.interest[contract_id] = count
@@ -672,6 +702,7 @@ class Hubs:
         self._negotiate_ttl = negotiate_ttl
         self._close_timeout = close_timeout
         self._shut_down = False
+        self._blocked: set[str] = set()
 
     def routes(self) -> list[BaseRoute]:
         """`POST /hubs/{user,market}/negotiate` and the two WebSocket endpoints."""
@@ -701,6 +732,17 @@ class Hubs:
     def freeze(self, contract_id: str | None = None, frozen: bool = True) -> None:
         """Stop (frozen=True) or resume market data for one contract or all; pings continue."""
         self.market.freeze(contract_id, frozen)
+
+    def block(self, hub: HubSelector = "all", blocked: bool = True) -> None:
+        """Refuse (blocked=True) or accept again new connections to `hub`: negotiate and the
+        WebSocket upgrade answer 503 meanwhile; open connections are not touched."""
+        names = list(self._hubs) if hub == "all" else [hub]
+        if any(name not in self._hubs for name in names):
+            raise ValueError(f"hub must be 'user', 'market' or 'all', got {hub!r}")
+        if blocked:
+            self._blocked.update(names)
+        else:
+            self._blocked.difference_update(names)
 
     def inject_raw(self, hub: HubSelector, text: str) -> int:
         """Send `text` verbatim, in a frame of its own, to every connection of `hub`."""
@@ -743,6 +785,8 @@ class Hubs:
     # negotiate
 
     async def _negotiate(self, hub: _Hub, request: Request) -> Response:
+        if hub.name in self._blocked:
+            return Response("hub unavailable", status_code=503)
         token = _request_token(request)
         if token is None or self._auth.authenticate(token) is None:
             return Response(status_code=401)
@@ -786,7 +830,7 @@ class Hubs:
         if user is None:
             await _deny(websocket, 401)
             return
-        if self._shut_down:
+        if self._shut_down or hub.name in self._blocked:
             await _deny(websocket, 503)
             return
         connection_id = self._claim(hub, key)

@@ -243,6 +243,11 @@ class MarketModel:
 
     # --- quote ------------------------------------------------------------------------------
 
+    def quote_changed(self, start_ns: int, end_ns: int) -> bool:
+        """Whether the quote moves in (start_ns, end_ns] without a trade: never for this model
+        (its quote follows its trades); a replayed recording's can."""
+        return False
+
     def quote(self, ts_ns: int) -> Quote:
         """Last trade, top of book and UTC-day open/high/low/volume at ts_ns."""
         bid, ask = self._top(ts_ns)

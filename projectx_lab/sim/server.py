@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
 import threading
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +21,7 @@ from .config import SimConfig
 from .exchange import Exchange
 from .hubs import UVICORN_WS_OPTIONS
 from .ratelimit import RateLimiter
+from .replay_source import ReplaySource
 
 _SHUTDOWN_GRACE = 0.3  # seconds uvicorn waits for open connections before cancelling them
 
@@ -28,6 +31,8 @@ class Simulator:
 
     `Simulator(seed=7, speed=1.0, token_ttl=2.0, ...)` takes any `SimConfig` field as a keyword,
     or a whole `config=SimConfig(...)` (explicit keywords override its fields).
+    `Simulator(replay="session-dir", speed=10)` serves a recorded session as its market (see
+    `replay_source.py`); the clock starts where the recording starts unless `start=` is given.
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class Simulator:
         config: SimConfig | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        replay: str | os.PathLike[str] | ReplaySource | None = None,
         **options: Any,
     ) -> None:
         if seed is not None:
@@ -48,12 +54,18 @@ class Simulator:
         unknown = sorted(set(options) - known)
         if unknown:
             raise TypeError(f"unknown simulator option(s): {', '.join(unknown)}")
-        self.config = dataclasses.replace(config or SimConfig(), **options)
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port!r}")
+        source = (
+            replay if isinstance(replay, ReplaySource) or replay is None else ReplaySource(replay)
+        )
+        if source is not None and options.get("start", getattr(config, "start", None)) is None:
+            options["start"] = _utc(source.start_ns)
+        self.config = dataclasses.replace(config or SimConfig(), **options)
         self.host = host
         self.port = port
-        self.exchange = Exchange(self.config)
+        self.replay = source
+        self.exchange = Exchange(self.config, source)
         self.clock = self.exchange.clock
         self.tokens = TokenStore(self.config.token_ttl)
         self.app = SimApp(
@@ -244,6 +256,12 @@ class Simulator:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _utc(ts_ns: int) -> datetime:
+    """ns since the epoch as an aware UTC datetime (microsecond resolution)."""
+    secs, rem = divmod(ts_ns, 1_000_000_000)
+    return datetime.fromtimestamp(secs, UTC).replace(microsecond=rem // 1000)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -102,10 +102,10 @@ async def test_bracket_children_carry_the_tag_suffixes(client):
 
 
 async def test_gateway_rejections_carry_code_and_message(client, sim):
-    with pytest.raises(OrderRejectedError) as info:
-        await client.place_order("MNQ", side="buy", size=1, type="limit", limit_price="21000.10")
+    with pytest.raises(OrderRejectedError) as info:  # 2 ticks: under the gateway's minimum
+        await client.place_order("MNQ", side="buy", size=1, stop_loss=-2)
     assert info.value.error_code == 2 and info.value.error_name == "OrderRejected"
-    assert "aligned to tick size" in info.value.gateway_message
+    assert "at least 4 ticks" in info.value.gateway_message
     await client.place_order("MNQ", side="buy", size=1, custom_tag="once")
     with pytest.raises(OrderRejectedError, match="unique"):
         await client.place_order("MNQ", side="buy", size=1, custom_tag="once")

@@ -126,3 +126,11 @@ def test_late_trade_folds_into_closed_bar():
 def test_bad_capacity_is_clear():
     with pytest.raises(ValueError, match="capacity"):
         BarSeries("1min", capacity=0)
+
+
+def test_upsert_of_a_single_partial_bar_into_an_empty_series():
+    series = BarSeries("1min")
+    series.upsert(*[np.array([v]) for v in (T0, 1.0, 2.0, 0.5, 1.5, 3)], last_is_partial=True)
+    assert series.forming_bucket == T0 and len(series) == 1
+    series.add_trade(T0 + NS, 2.5, 1)
+    assert series.arrays()[2][-1] == 2.5 and series.arrays()[5][-1] == 4

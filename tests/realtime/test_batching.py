@@ -17,10 +17,20 @@ from .conftest import Recorder
 
 RS = "\x1e"
 BURST = 10_000
+TS = "2026-10-01T14:30:00.0000000+00:00"
+
+
+def trade_item(seq: int) -> dict[str, Any]:
+    """A well-formed trade print carrying a sequence number (extra fields pass through)."""
+    return {"seq": seq, "price": 1.0, "volume": 1, "type": 0, "timestamp": TS}
+
+
+def order_item(order_id: int) -> dict[str, Any]:
+    return {"id": order_id, "accountId": 1, "contractId": "X", "status": 1}
 
 
 def trade_record(contract_id: str, seq: int) -> str:
-    record = {"type": 1, "target": "GatewayTrade", "arguments": [contract_id, [{"seq": seq}]]}
+    record = {"type": 1, "target": "GatewayTrade", "arguments": [contract_id, [trade_item(seq)]]}
     return orjson.dumps(record).decode() + RS
 
 
@@ -87,15 +97,16 @@ async def test_malformed_records_are_skipped_and_logged_once(
         frame = RS.join(bad_market) + RS + trade_record("OK", round_)
         sim.faults.inject_raw("market", frame)
         envelope = {"type": 1, "target": "GatewayUserOrder",
-                    "arguments": [{"action": 1, "data": {"id": round_}}]}  # fmt: skip
-        bare = {"type": 1, "target": "GatewayUserOrder", "arguments": [{"id": 100 + round_}]}
+                    "arguments": [{"action": 1, "data": order_item(round_)}]}  # fmt: skip
+        bare = {"type": 1, "target": "GatewayUserOrder", "arguments": [order_item(100 + round_)]}
         user = [*bad_user, orjson.dumps(envelope).decode(), orjson.dumps(bare).decode()]
         sim.faults.inject_raw("user", RS.join(user) + RS)
 
     await trades.wait_until(lambda: len(trades.items) == 2)
     await orders.wait_until(lambda: len(orders.items) == 4)
-    assert trades.items == [("OK", [{"seq": 0}]), ("OK", [{"seq": 1}])]
-    expected = [({"id": 0}, 1), ({"id": 100}, None), ({"id": 1}, 1), ({"id": 101}, None)]
+    assert trades.items == [("OK", [trade_item(0)]), ("OK", [trade_item(1)])]
+    expected = [(order_item(0), 1), (order_item(100), None), (order_item(1), 1),
+                (order_item(101), None)]  # fmt: skip
     assert orders.items == expected
     # 4 bad payloads per round reach routing (ONLY-ONE, 42, not-a-list, quote list) + 1 user
     assert rt.stats["malformed_events"] == 10

@@ -623,8 +623,10 @@ async def test_freeze_stops_market_data_but_not_pings() -> None:
         market.market_event(MES, "GatewayTrade", trade(3.0))
         assert await client.next(lambda m: m["type"] != 3) == {"type": 6}  # pings go on
         assert (await client.invoke("SubscribeContractMarketDepth", MNQ))["result"] is None
-        sim.hubs.freeze(None, False)
+        sim.hubs.freeze(None, False)  # the snapshot held back while frozen comes first
         market.market_event(MNQ, "GatewayTrade", trade(4.0))
+        snapshot = await client.event()
+        assert snapshot["target"] == "GatewayDepth" and snapshot["arguments"][1][0]["type"] == 6
         assert (await client.event())["arguments"] == [MNQ, trade(4.0)]
         await client.close()
 

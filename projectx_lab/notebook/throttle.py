@@ -1,0 +1,179 @@
+"""Frame pacing for live widgets: many change notifications, at most `fps` redraws per second.
+
+Manager events call `mark()` (one attribute test per event once a frame is pending); one task on
+the loop that created the throttle sleeps out the rest of the frame interval, then calls
+`draw(full)` once for everything that changed meanwhile. Widgets are therefore only touched
+from that loop. `resync()` (safe from any thread) asks the next frame to send the full state,
+for views that attached late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+
+log = logging.getLogger("projectx_lab.notebook")
+DEFAULT_FPS = 8.0
+
+
+def check_kernel() -> None:
+    """Warn once if the running ipykernel is older than 7.4: earlier 7.x run widget callbacks
+    (a view attaching, a zoom) on a side thread, off the loop these widgets live on."""
+    global _kernel_checked
+    kernel = sys.modules.get("ipykernel")
+    if kernel is None or _kernel_checked:
+        return
+    _kernel_checked = True
+    version = str(getattr(kernel, "__version__", "0"))
+    numbers = [int(p) for p in re.findall(r"\d+", version)[:2]] + [0, 0]
+    if tuple(numbers[:2]) < (7, 4):
+        warnings.warn(
+            f"ipykernel {version} runs widget callbacks off the kernel's event loop; the live "
+            "widgets need ipykernel >= 7.4 (pip install -U 'ipykernel>=7.4')",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_kernel_checked = False
+
+
+def check_fps(fps: object) -> float:
+    """A frame rate in (0, 120] as float, else ValueError."""
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps <= 120:
+        raise ValueError(f"fps must be a number in (0, 120], got {fps!r}")
+    return float(fps)
+
+
+class FrameThrottle:
+    """Coalesces `mark()` calls into at most `fps` calls of `draw(full)` per second."""
+
+    __slots__ = (
+        "_dirty",
+        "_draw",
+        "_full",
+        "_interval",
+        "_last",
+        "_loop",
+        "_task",
+        "_thread",
+        "_waiters",
+        "_wake",
+        "errors",
+        "frames",
+    )
+
+    def __init__(self, draw: Callable[[bool], None], *, fps: float = DEFAULT_FPS, name: str):
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                f"{name} must be created on a running event loop (in Jupyter: in any cell; in "
+                "a script: inside async code, e.g. via projectx_lab.notebook.run)"
+            ) from None
+        self._interval = 1.0 / check_fps(fps)
+        check_kernel()
+        self._thread = threading.get_ident()
+        self._draw = draw
+        self._dirty = False
+        self._full = False
+        self._last = -math.inf
+        self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[int]] = []
+        self.frames = 0
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = self._loop.create_task(self._run(), name=name)
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self._interval
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self._interval = 1.0 / check_fps(value)
+
+    @property
+    def closed(self) -> bool:
+        return self._task is None
+
+    @property
+    def pending(self) -> bool:
+        """True while a change is marked but not drawn yet."""
+        return self._dirty or self._full
+
+    def mark(self) -> None:
+        """Something changed: draw it with the next frame (loop thread only; hot path)."""
+        if not self._dirty:
+            if threading.get_ident() != self._thread:  # checked once per frame, not per event
+                raise RuntimeError(
+                    f"{self._name} got an update from another thread than its event loop's: "
+                    "create widgets on the loop that runs the suite (in Jupyter: in a cell)"
+                )
+            self._dirty = True
+            self._wake.set()
+
+    def resync(self) -> None:
+        """Make the next frame send the full state (any thread)."""
+        if threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self.resync)
+            return
+        self._full = True
+        self.mark()
+
+    def flush(self) -> None:
+        """Draw now whatever is pending (loop thread)."""
+        if self._task is None:
+            return
+        full, self._full = self._full, False
+        self._dirty = False
+        try:
+            self._draw(full)
+        except Exception:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 100 == 0:
+                log.exception("%s: drawing a frame failed (%d so far)", self._name, self.errors)
+        self._last = self._loop.time()
+        self.frames += 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self.frames)
+
+    async def next_frame(self, timeout: float | None = 10.0) -> int:
+        """Wait until the next frame has been drawn; returns the frame count."""
+        if self._task is None:
+            raise RuntimeError(f"{self._name} is closed")
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        async with asyncio.timeout(timeout):
+            return await waiter
+
+    @property
+    def _name(self) -> str:
+        return self._task.get_name() if self._task is not None else "widget"
+
+    async def _run(self) -> None:
+        loop = self._loop
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            delay = self._last + self._interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing: everything marked meanwhile joins this frame
+            if self._dirty or self._full:
+                self.flush()
+
+    def close(self) -> None:
+        """Stop drawing; pending `next_frame()` waiters are cancelled."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.cancel()

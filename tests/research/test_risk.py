@@ -1,0 +1,145 @@
+"""RiskGuard on the simulator: an order that would break a limit is refused with an error
+naming the limit and nothing is sent; a loss limit locks new orders and emits a breach; the
+guard flattens when asked (or by itself with `auto_flatten`). The simulated clock is held so
+the market cannot move under the assertions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from projectx_lab import ProjectX, TradingSuite, create_trading_suite
+from projectx_lab.client.models import OrderSide
+from projectx_lab.research.risk import Breach, RiskGuard, RiskLimitError
+from projectx_lab.sim import Simulator
+
+TIMEOUT = 15.0
+PLACE = "/api/Order/place"
+
+
+@pytest.fixture
+async def sim(make_sim: Callable[..., Any]) -> Simulator:
+    return await make_sim(speed=1.0)
+
+
+@pytest.fixture
+async def client(sim: Simulator) -> AsyncIterator[ProjectX]:
+    async with ProjectX.for_simulator(sim) as c:
+        await c.authenticate()
+        yield c
+
+
+@pytest.fixture
+async def suite(sim: Simulator, client: ProjectX) -> AsyncIterator[TradingSuite]:
+    made = await create_trading_suite(
+        "MNQ", project_x=client, timeframes=["1min"], initial_bars=10, transport="native"
+    )
+    async with made:
+        sim.exchange.call(sim.clock.hold)  # a still market from here on
+        yield made
+
+
+class Until:
+    """A callback for any event; `wait(predicate)` re-checks on every call (no polling)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def __call__(self, *_: object) -> None:
+        self._changed.set()
+
+    async def wait(self, predicate: Callable[[], bool], within: float = TIMEOUT) -> None:
+        async with asyncio.timeout(within):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+def watch(suite: TradingSuite) -> Until:
+    until = Until()
+    suite.positions.on_position_update += until
+    suite.orders.on_order_update += until
+    suite.realtime.account_event += until
+    return until
+
+
+async def test_max_position_size_refuses_the_order_and_sends_nothing(
+    sim: Simulator, suite: TradingSuite
+) -> None:
+    until = watch(suite)
+    async with RiskGuard(suite, max_position_size=1) as guard:
+        await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
+        await until.wait(lambda: guard.status()["contracts"] == 1)
+        placed = sim.request_count(PLACE)
+        with pytest.raises(RiskLimitError, match="max_position_size 1 would be exceeded") as info:
+            await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
+        assert info.value.rule == "max_position_size" and info.value.value == 2
+        assert "Nothing was sent" in str(info.value)
+        assert sim.request_count(PLACE) == placed
+        # reducing always passes: sell the one lot, then a resting buy counts as exposure
+        await suite.orders.place_market_order("MNQ", OrderSide.SELL, 1)
+        await until.wait(lambda: guard.status()["contracts"] == 0)
+        book_bid = suite.orderbook.best_bid
+        await suite.orders.place_limit_order("MNQ", OrderSide.BUY, 1, book_bid - 50)
+        with pytest.raises(RiskLimitError, match="working \\+1"):
+            await suite.orders.place_limit_order("MNQ", OrderSide.BUY, 1, book_bid - 60)
+        assert sim.request_count(PLACE) == placed + 2
+        assert guard.lock is None  # the size rule refuses orders, it does not lock
+    assert suite.orders.pre_place_checks == []  # closed: disarmed
+    await suite.orders.cancel_all_orders()
+
+
+async def test_daily_loss_locks_orders_emits_a_breach_and_flattens_on_request(
+    sim: Simulator, client: ProjectX, suite: TradingSuite
+) -> None:
+    until = watch(suite)
+    breaches: list[Breach] = []
+    guard = await RiskGuard(suite, daily_loss_limit=0.5).start()  # costs are 0.62 a side
+    guard.on_breach += lambda breach, g: breaches.append(breach) or until()
+    await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
+    await until.wait(lambda: bool(breaches))
+    assert breaches[0].rule == "daily_loss_limit" and breaches[0].value >= 0.62
+    assert guard.lock is breaches[0] and guard.status()["locked"] is True
+    placed = sim.request_count(PLACE)
+    with pytest.raises(RiskLimitError, match="daily_loss_limit hit") as info:
+        await suite.orders.place_market_order("MNQ", OrderSide.SELL, 1)
+    assert "until the next trading day" in str(info.value)
+    assert sim.request_count(PLACE) == placed
+    outcome = await guard.flatten_all()  # closing is never blocked
+    assert list(outcome["closed"]) == [suite.instrument.id]
+    assert await client.get_positions() == []
+    assert await client.search_open_orders() == []
+    assert "LOCKED" in repr(guard) and "<table>" in guard._repr_html_()
+    guard.reset()
+    assert guard.lock is None
+    await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)  # allowed again
+    assert sim.request_count(PLACE) == placed + 1
+    await guard.close()
+    await suite.orders.flatten("MNQ")
+
+
+async def test_trailing_drawdown_flattens_by_itself(client: ProjectX, suite: TradingSuite) -> None:
+    until = watch(suite)
+    breaches: list[Breach] = []
+    async with RiskGuard(suite, trailing_drawdown=0.5, auto_flatten=True) as guard:
+        guard.on_breach += lambda breach, g: breaches.append(breach)
+        await suite.orders.place_market_order("MNQ", OrderSide.BUY, 2)
+        await until.wait(lambda: bool(breaches) and guard.status()["contracts"] == 0)
+        assert breaches[0].rule == "trailing_drawdown"
+        assert guard.lock is not None  # stays locked until reset()
+        with pytest.raises(RiskLimitError, match=r"until guard.reset\(\)"):
+            await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
+    assert await client.get_positions() == []
+
+
+async def test_bad_limits_are_refused(suite: TradingSuite) -> None:
+    with pytest.raises(ValueError, match="at least one limit"):
+        RiskGuard(suite)
+    with pytest.raises(ValueError, match="daily_loss_limit must be a positive number"):
+        RiskGuard(suite, daily_loss_limit=-5)
+    with pytest.raises(ValueError, match="max_position_size must be a positive int"):
+        RiskGuard(suite, max_position_size=1.5)
+    assert suite.orders.pre_place_checks == []
