@@ -81,3 +81,12 @@ def test_install_files_name_what_the_notebooks_import() -> None:
     assert third_party <= listed, third_party - listed
     assert third_party <= declared, third_party - declared
     assert "--no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_notebooks_use_the_kernel_the_project_installs() -> None:
+    installs = [(ROOT / "binder" / "postBuild").read_text(), (ROOT / "Makefile").read_text()]
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        name = json.loads(path.read_text())["metadata"]["kernelspec"]["name"]
+        assert all(f"--name {name}" in text for text in installs), (path.name, name)
+        outputs = [c.get("outputs") for c in json.loads(path.read_text())["cells"]]
+        assert not any(outputs), f"{path.name} has saved outputs: strip them"
