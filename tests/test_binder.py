@@ -13,6 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from IPython.core.inputtransformer2 import TransformerManager
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,8 +58,7 @@ def notebook_imports() -> set[str]:
             if cell["cell_type"] != "code":
                 continue
             source = "".join(cell["source"])
-            lines = source.splitlines()
-            source = "\n".join(ln for ln in lines if not ln.lstrip().startswith(("%", "!")))
+            source = TransformerManager().transform_cell(source)  # magics → plain calls
             for node in ast.walk(ast.parse(source)):
                 if isinstance(node, ast.Import):
                     names.update(alias.name.split(".")[0] for alias in node.names)
