@@ -33,7 +33,7 @@ from projectx_lab.realtime import create_realtime_client
 
 BURST_BYTES = 6_500_000  # per burst, under the simulator's 8 MB per-connection queue
 WARMUP = 12_000  # trades the data manager has seen before the burst (its tick buffer is full)
-ROUNDS = 5
+ROUNDS = 7
 TARGET = 0.9
 
 

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="soak length in trades + depth items; 0 skips it")  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="print every scenario's report")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)  # the scenarios provoke warnings on purpose
+    logging.getLogger().addHandler(logging.NullHandler())  # scenarios provoke warnings on purpose
     started = time.monotonic()
 
     def progress(step: str) -> None:

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=300.0, help="simulated seconds per second")
     parser.add_argument("--transport", choices=("signalrcore", "native"), default="signalrcore")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)
+    logging.getLogger().addHandler(logging.NullHandler())  # reconnect warnings are expected
 
     def progress(report: SoakReport) -> None:
         print(f"  {report.events:>9,} events, drop {report.drops}", flush=True)

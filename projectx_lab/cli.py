@@ -1,4 +1,5 @@
-"""`projectx-lab` command line: `sim` runs the local gateway simulator until Ctrl-C / SIGTERM."""
+"""`projectx-lab` command line: `sim` runs the local gateway simulator until Ctrl-C / SIGTERM;
+`demo` runs a guided tour of the SDK on a fresh simulator."""
 
 from __future__ import annotations
 
@@ -84,6 +85,33 @@ async def _serve_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="live bars, order book and a bracket order on the embedded simulator",
+        description="Start the simulator, show live bars and the top of book, place a bracket "
+        "order, follow its fill and P&L, flatten and exit. Plain lines when not on a terminal.",
+    )
+    parser.add_argument("--symbol", default="MNQ", help="instrument symbol (default: MNQ)")
+    parser.add_argument(
+        "--seconds", type=_positive_float, default=30.0, help="run time in real seconds (>= 3)"
+    )
+    parser.add_argument(
+        "--speed", type=_positive_float, default=10.0, help="simulated seconds per real second"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="market seed (default: 7)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from projectx_lab.demo import DemoOptions, main
+
+    options = DemoOptions(symbol=args.symbol, seconds=args.seconds, speed=args.speed,
+                          seed=args.seed)  # fmt: skip
+    return main(options, debug=args.debug)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `projectx-lab` parser; each subcommand sets `run` to its handler."""
     parser = argparse.ArgumentParser(
@@ -91,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sim(commands)
+    _add_demo(commands)
     return parser
 
 

@@ -1,9 +1,12 @@
 """RealtimeDataManager: history per timeframe, then bars built live from the trade tape.
 
 The tape (`GatewayTrade`, never quote volume: gotcha 24) feeds every timeframe's `BarSeries`;
-DataFrames are built only when asked. Bars that missed trades (the one forming at start-up and
-any that overlapped a dropped connection) are re-read from `History/retrieveBars` once closed,
-and a reconnect backfills the gap, so closed bars always equal the gateway's own.
+DataFrames are built only when asked. Hot path: a batch whose trades all fall in every series'
+forming bar (nearly every batch) is folded once per series, and the newest trades go to a
+preallocated `TickRing`, so no object is kept per trade. Bars that missed trades (the one
+forming at start-up, the one the stream starts in, any that overlapped a dropped connection) are
+re-read from `History/retrieveBars` once closed, and a reconnect backfills the gap, so closed
+bars always equal the gateway's own.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class RealtimeDataManager:
         }
         self._series_list = list(self._series.values())
         self._dirty: dict[str, set[int]] = {label: set() for label in self._series}
+        self._gap_start_ns: int | None = None  # last trade before a dropped market hub
+        self._first_live: set[str] = set()  # series whose first bucket since (re)connect is unknown
         self._ticks = TickRing(max_ticks)
         self._tasks = CallbackTasks()
         self._refetches: set[asyncio.Task[Any]] = set()
@@ -92,15 +97,16 @@ class RealtimeDataManager:
         """Subscribe to the contract's trades (after history, so nothing is counted twice)."""
         if self.contract_id is None:
             await self.initialize()
+        for label, series in self._series.items():  # trades before the subscription are missing
+            if series.forming_bucket is not None:
+                self._dirty[label].add(series.forming_bucket)
+        self._first_live.update(self._series)  # and so may the start of the first live bar
         self.realtime.trade_event += self._on_trades
         self.realtime.state_event += self._on_state
         await self.realtime.subscribe_market(
             self.contract_id, quotes=False, trades=True, depth=False
         )
         self._running = True
-        for label, series in self._series.items():  # trades before the subscription are missing
-            if series.forming_bucket is not None:
-                self._dirty[label].add(series.forming_bucket)
 
     async def stop_realtime_feed(self) -> None:
         """Stop listening; bars stay available."""
@@ -189,6 +195,8 @@ class RealtimeDataManager:
         series' forming bar (nearly always), fold the batch's high/low/close/volume into each
         series at once. False when a trade is malformed or opens a bar: then nothing changed
         but tick-buffer slots past the last commit, which `_fold_each` rewrites."""
+        if self._first_live:
+            return False
         moves = FORMING_MOVES[0]
         if moves != self._window_moves:
             self._window = common_forming_window(self._series_list)
@@ -254,6 +262,8 @@ class RealtimeDataManager:
             for series in series_list:
                 if series.add_trade(ts, price, size):
                     self._bar_closed(series)
+            if self._first_live:
+                self._mark_first_live()
             side = item.get("type", 0)
             i = ring.next
             ring.price[i], ring.size[i], ring.side[i] = price, size, side
@@ -262,6 +272,14 @@ class RealtimeDataManager:
                 self.on_tick.emit(Tick(ts, price, size, side, contract_id), contract_id)
             self.last_price = price
             self.last_trade_ns = ts
+
+    def _mark_first_live(self) -> None:
+        """The bar the stream (re)starts in may have begun before it: re-read it once closed."""
+        for label in self._first_live:
+            bucket = self._series[label].forming_bucket
+            if bucket is not None:
+                self._dirty[label].add(bucket)
+        self._first_live.clear()
 
     def _bar_closed(self, series: BarSeries) -> None:
         closed = series.last_closed()
@@ -336,13 +354,27 @@ class RealtimeDataManager:
         self._upsert(label, frame, last_is_partial=False)
 
     def _on_state(self, hub: str, state: Any) -> None:
-        """After a dropped market connection: backfill the gap in every timeframe."""
-        if hub != "market" or state != ConnectionState.RECONNECTED or self.last_trade_ns is None:
+        """Market hub down: remember where the gap starts. Back up: backfill it everywhere.
+
+        The gap start is taken when the stream breaks, so trades of the new connection that
+        arrive before the "reconnected" event cannot move it past the bar where the drop happened.
+        """
+        if hub != "market" or self.last_trade_ns is None:
             return
+        if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED):
+            if self._gap_start_ns is None:
+                self._gap_start_ns = self.last_trade_ns
+            self._first_live.update(self._series)  # the first bar after the gap may lack its start
+            return
+        if state != ConnectionState.RECONNECTED:
+            return
+        gap_start = self._gap_start_ns if self._gap_start_ns is not None else self.last_trade_ns
+        self._gap_start_ns = None
+        self._first_live.update(self._series)
         for label, series in self._series.items():
             if series.forming_bucket is not None:
                 self._dirty[label].add(series.forming_bucket)
-            self._spawn_refetch(label, series.timeframe.bucket(self.last_trade_ns), None)
+            self._spawn_refetch(label, series.timeframe.bucket(gap_start), None)
 
     def __repr__(self) -> str:
         tfs = ", ".join(self._series)

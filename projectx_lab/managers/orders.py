@@ -207,7 +207,7 @@ class OrderManager(OrderPlacement):
             snapped[name] = snap_order_price(
                 value, instrument.tick_size, current.type, current.side, name
             )
-        waiter = self.tracker.waiter(current.id, lambda o: o is not current and _newer(o, current))
+        waiter = self.tracker.waiter(current.id, _shows_change(current, qty, snapped))
         try:
             await self.project_x.modify_order(
                 current.id, size=qty, account_id=self.account_id, **snapped
@@ -512,6 +512,27 @@ async def cancel_working_orders(
 
 def _finished(order: Order) -> bool:
     return not is_working(order)
+
+
+def _shows_change(
+    current: Order, qty: int | None, prices: dict[str, Decimal]
+) -> Callable[[Order], bool]:
+    """Waiter predicate of a modify: an update that carries the new size and prices (or ends
+    the order). A stale or duplicate event of the old state never satisfies it; a trail change
+    (read back as a distance) is recognised by a newer update."""
+
+    def shows(order: Order) -> bool:
+        if order is current:
+            return False
+        if not is_working(order):
+            return True
+        if "trail_price" in prices:
+            return _newer(order, current)
+        return (qty is None or order.size == qty) and all(
+            getattr(order, name) == value for name, value in prices.items()
+        )
+
+    return shows
 
 
 def _newer(order: Order, than: Order) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 NS = 1_000_000_000
 # "YYYY-MM-DDTHH:MM:SS" → epoch seconds; shared with the data manager's inline fast path.
 SECOND_CACHE: dict[str, int] = {}
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 1024  # distinct seconds kept (17 minutes of a live tape)
 
 
 def parse_ts_ns(text: str) -> int:

@@ -31,7 +31,6 @@ LOGGER_NAMES = (
     "websockets",
     "websockets.client",  # websockets' default loggers log upgrade headers at DEBUG
     "websockets.server",
-    "uvicorn.error",  # the simulator's uvicorn hands its websockets protocol this logger
     "httpx",
     "httpcore.connection",
     "httpcore.http11",
