@@ -4,8 +4,10 @@ The gateway allows N requests per W seconds (History 50/30 s, everything else 20
 its window type is undocumented (our simulator uses a sliding window). A leaky bucket
 (aiolimiter) of capacity C draining at r/s admits at most C + r·W requests in any W seconds,
 so with C = f·N and r = (1 − f)·N / W no window, sliding or fixed, ever sees more than N.
-`f` (`burst_fraction`, default 0.5) trades instant burst for sustained rate. After a 429 every
-request waits out the server's Retry-After before taking a slot.
+`f` (`burst_fraction`, default 0.5) trades instant burst for sustained rate. The window is
+stretched by `ARRIVAL_SLACK` because the server counts arrivals, not sends: requests delayed on
+the way (a busy loop, a slow network) can land bunched. After a 429 every request waits out the
+server's Retry-After before taking a slot.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiolimiter import AsyncLimiter
 from .config import ClientSettings
 
 HISTORY_PATH = "/api/history/retrievebars"
+ARRIVAL_SLACK = 0.25  # seconds of send-to-arrival jitter the pacing absorbs
 
 
 class RateLimiter:
@@ -52,5 +55,5 @@ class RateLimiter:
 def _bucket(rate: tuple[int, float], fraction: float) -> AsyncLimiter:
     count, window = rate
     capacity = max(1.0, count * fraction)
-    drain_per_second = (count - capacity) / window
+    drain_per_second = (count - capacity) / (window + ARRIVAL_SLACK)
     return AsyncLimiter(capacity, capacity / drain_per_second)
