@@ -155,3 +155,25 @@ async def _pace(sim: Any, frames: list[str], rate: float, seconds: float) -> int
             sim.faults.inject_raw("market", frames[sent % len(frames)])
             sent += 1
         await asyncio.sleep(0.0005)
+
+
+class Counter:
+    """Counts deliveries; remembers the time of the first and of the last expected one."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first = self.last = 0.0
+
+    def hit(self) -> bool:
+        if self.count == 0:
+            self.first = time.perf_counter()
+        self.count += 1
+        if self.count == self.expected:
+            self.last = time.perf_counter()
+            return True
+        return False
+
+    @property
+    def rate(self) -> float:
+        return (self.expected - 1) / (self.last - self.first)

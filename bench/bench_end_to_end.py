@@ -25,7 +25,7 @@ import orjson
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hub_feed import RS, HubFeed, pack
+from _hub_feed import RS, Counter, HubFeed, pack
 from bench_data_manager import TIMEFRAMES, sim_stream
 
 from projectx_lab.managers.data import RealtimeDataManager
@@ -35,28 +35,6 @@ BURST_BYTES = 6_500_000  # per burst, under the simulator's 8 MB per-connection 
 WARMUP = 12_000  # trades the data manager has seen before the burst (its tick buffer is full)
 ROUNDS = 7
 TARGET = 0.9
-
-
-class Counter:
-    """Counts events; remembers the time of the first and of the last expected one."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first = self.last = 0.0
-
-    def hit(self) -> bool:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count == self.expected:
-            self.last = time.perf_counter()
-            return True
-        return False
-
-    @property
-    def rate(self) -> float:
-        return (self.expected - 1) / (self.last - self.first)
 
 
 def trade_records(budget: int) -> tuple[str, list[list[dict[str, Any]]], list[str], int]:

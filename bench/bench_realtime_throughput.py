@@ -19,35 +19,13 @@ import httpx
 from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hub_feed import HubFeed, market_records, pack
+from _hub_feed import Counter, HubFeed, market_records, pack
 
 from projectx_lab.realtime import create_realtime_client
 
 RECORDS = 30_000  # ~6.5 MB per burst, under the simulator's 8 MB per-connection queue
 ROUNDS = 5
 TARGETS = ("GatewayQuote", "GatewayTrade", "GatewayDepth")
-
-
-class Counter:
-    """Counts deliveries; remembers the time of the first and of the last expected one."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first = self.last = 0.0
-
-    def hit(self) -> bool:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count == self.expected:
-            self.last = time.perf_counter()
-            return True
-        return False
-
-    @property
-    def rate(self) -> float:
-        return (self.expected - 1) / (self.last - self.first)
 
 
 def stock_signalrcore(feed: HubFeed, token: str) -> float:
