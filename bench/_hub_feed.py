@@ -8,13 +8,17 @@ simulator's own `faults.inject_raw` hook on every market-hub connection.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing as mp
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
+from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 RS = "\x1e"
 CONTRACT = "CON.F.US.MNQ.Z26"
@@ -177,3 +181,42 @@ class Counter:
     @property
     def rate(self) -> float:
         return (self.expected - 1) / (self.last - self.first)
+
+
+def stock_signalrcore(
+    feed: HubFeed, token: str, expected: int, targets: tuple[str, ...], *, collect: bool = False
+) -> float:
+    """Baseline: signalrcore 1.0.2 as documented (stock JSON protocol, handler on its receive
+    thread) counting `expected` events of `targets` from one burst; returns events/s."""
+    counter = Counter(expected)
+    done, opened = threading.Event(), threading.Event()
+
+    def handler(arguments: list[Any]) -> None:
+        if counter.hit():
+            done.set()
+
+    connection = (
+        HubConnectionBuilder()
+        .with_url(feed.info.market_hub_url, options={"access_token_factory": lambda: token})
+        .with_automatic_reconnect({"type": "raw", "keep_alive_interval": 10})
+        .build()
+    )
+    for target in targets:
+        connection.on(target, handler)
+    connection.on_open(opened.set)
+    connection.start()
+    opened.wait(10)
+    feed.wait_connections(1)
+    if collect:
+        gc.collect()
+    feed.burst()
+    if not done.wait(120):
+        raise RuntimeError(f"stock signalrcore got {counter.count}/{expected}")
+    stopper = threading.Thread(target=connection.stop)  # blocks until a frame arrives…
+    stopper.start()
+    while not connection.transport.manually_closing:
+        time.sleep(0.001)
+    connection.transport._client.sock.shutdown(socket.SHUT_RDWR)  # …so wake it
+    stopper.join(10)
+    feed.wait_connections(0)
+    return counter.rate

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hub_feed import RS, Counter, HubFeed, pack
+from _hub_feed import RS, Counter, HubFeed, pack, stock_signalrcore
 from bench_data_manager import TIMEFRAMES, sim_stream
 
 from projectx_lab.managers.data import RealtimeDataManager
@@ -57,40 +53,6 @@ def trade_records(budget: int) -> tuple[str, list[list[dict[str, Any]]], list[st
         records.append(record.decode() + RS)
         trades += len(data)
     raise AssertionError("the simulator stream never ends")
-
-
-def stock_signalrcore(feed: HubFeed, token: str, expected: int) -> float:
-    """signalrcore 1.0.2 as documented: stock JSON protocol, handler on its receive thread."""
-    counter = Counter(expected)
-    done, opened = threading.Event(), threading.Event()
-
-    def handler(arguments: list[Any]) -> None:
-        if counter.hit():
-            done.set()
-
-    connection = (
-        HubConnectionBuilder()
-        .with_url(feed.info.market_hub_url, options={"access_token_factory": lambda: token})
-        .with_automatic_reconnect({"type": "raw", "keep_alive_interval": 10})
-        .build()
-    )
-    connection.on("GatewayTrade", handler)
-    connection.on_open(opened.set)
-    connection.start()
-    opened.wait(10)
-    feed.wait_connections(1)
-    gc.collect()
-    feed.burst()
-    if not done.wait(120):
-        raise RuntimeError(f"stock signalrcore got {counter.count}/{expected}")
-    stopper = threading.Thread(target=connection.stop)  # blocks until a frame arrives…
-    stopper.start()
-    while not connection.transport.manually_closing:
-        time.sleep(0.001)
-    connection.transport._client.sock.shutdown(socket.SHUT_RDWR)  # …so wake it
-    stopper.join(10)
-    feed.wait_connections(0)
-    return counter.rate
 
 
 async def ours(
@@ -148,7 +110,7 @@ def main() -> int:
             feed.load(frames)
             stock, mine = [], []
             for _ in range(ROUNDS):
-                stock.append(stock_signalrcore(feed, token, count))
+                stock.append(stock_signalrcore(feed, token, count, ("GatewayTrade",), collect=True))
                 mine.append(asyncio.run(ours(feed, token, contract_id, warmup, count, trades)))
             ratio = max(mine) / max(stock)
             ok &= ratio >= TARGET

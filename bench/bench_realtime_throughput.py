@@ -9,57 +9,19 @@ ASP.NET SignalR does under load). Target: ratio ≥ 1.0 for the default (signalr
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
-from signalrcore.hub_connection_builder import HubConnectionBuilder
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hub_feed import Counter, HubFeed, market_records, pack
+from _hub_feed import Counter, HubFeed, market_records, pack, stock_signalrcore
 
 from projectx_lab.realtime import create_realtime_client
 
 RECORDS = 30_000  # ~6.5 MB per burst, under the simulator's 8 MB per-connection queue
 ROUNDS = 5
 TARGETS = ("GatewayQuote", "GatewayTrade", "GatewayDepth")
-
-
-def stock_signalrcore(feed: HubFeed, token: str) -> float:
-    """signalrcore 1.0.2 as documented: stock JSON protocol, handler on its receive thread."""
-    counter = Counter(RECORDS)
-    done, opened = threading.Event(), threading.Event()
-
-    def handler(arguments: list[object]) -> None:
-        if counter.hit():
-            done.set()
-
-    connection = (
-        HubConnectionBuilder()
-        .with_url(feed.info.market_hub_url, options={"access_token_factory": lambda: token})
-        .with_automatic_reconnect({"type": "raw", "keep_alive_interval": 10})
-        .build()
-    )
-    for target in TARGETS:
-        connection.on(target, handler)
-    connection.on_open(opened.set)
-    connection.start()
-    opened.wait(10)
-    feed.wait_connections(1)
-    feed.burst()
-    if not done.wait(120):
-        raise RuntimeError(f"stock signalrcore got {counter.count}/{RECORDS}")
-    stopper = threading.Thread(target=connection.stop)  # blocks until a frame arrives…
-    stopper.start()
-    while not connection.transport.manually_closing:
-        time.sleep(0.001)
-    connection.transport._client.sock.shutdown(socket.SHUT_RDWR)  # …so wake it
-    stopper.join(10)
-    feed.wait_connections(0)
-    return counter.rate
 
 
 async def ours(feed: HubFeed, token: str, transport: str) -> float:
@@ -100,7 +62,7 @@ def main() -> int:
             feed.load(frames)
             rates: dict[str, list[float]] = {"stock": [], "signalrcore": [], "native": []}
             for _ in range(ROUNDS):
-                rates["stock"].append(stock_signalrcore(feed, token))
+                rates["stock"].append(stock_signalrcore(feed, token, RECORDS, TARGETS))
                 for transport in ("signalrcore", "native"):
                     rates[transport].append(asyncio.run(ours(feed, token, transport)))
             best = {name: max(values) for name, values in rates.items()}

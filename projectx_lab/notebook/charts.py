@@ -28,7 +28,7 @@ from .indicators import Indicator, parse_indicator
 from .livefigure import LiveFigure
 from .loop import track
 from .overlays import Level, TradeLevels, split_sources
-from .throttle import DEFAULT_FPS, FrameThrottle
+from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView
 from .window import BarWindow
 
 _UP, _DOWN = "#26a69a", "#ef5350"
@@ -38,7 +38,7 @@ _SIDE_COLOR = ("#1e88e5", "#fb8c00")  # working buy, sell orders
 _FULL_LAYOUT = ("shapes", "annotations", "xaxis", "yaxis", "yaxis2")
 
 
-class CandlestickChart:
+class CandlestickChart(ThrottledView):
     """Live candlestick chart of `data.series(timeframe)`, the newest `bars` bars.
 
     `overlays`: a TradingSuite, or an OrderManager and/or PositionManager (list), whose working
@@ -209,34 +209,9 @@ class CandlestickChart:
     # -- public controls -------------------------------------------------------------------
 
     @property
-    def fps(self) -> float:
-        return self.throttle.fps
-
-    @fps.setter
-    def fps(self, value: float) -> None:
-        self.throttle.fps = value
-
-    @property
-    def frames(self) -> int:
-        """Frames drawn so far."""
-        return self.throttle.frames
-
-    @property
     def levels(self) -> tuple[Level, ...]:
         """The overlay levels as last drawn (empty without overlays)."""
         return self._drawn_levels or ()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def refresh(self) -> None:
-        """Draw pending changes now instead of at the next frame."""
-        self.throttle.flush()
-
-    async def next_frame(self, timeout: float | None = 10.0) -> int:
-        """Wait for the next frame; returns the frame count."""
-        return await self.throttle.next_frame(timeout)
 
     def close(self) -> None:
         """Stop updating, disconnect from the managers and close the widget."""

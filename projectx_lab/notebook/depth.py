@@ -23,7 +23,7 @@ from .livefigure import LiveFigure
 from .loop import track
 from .overlays import order_price
 from .reprs import type_code
-from .throttle import DEFAULT_FPS, FrameThrottle
+from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView
 
 _BID, _ASK = "#26a69a", "#ef5350"
 
@@ -34,7 +34,7 @@ def _positive_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
-class _BookWidget:
+class _BookWidget(ThrottledView):
     """Shared plumbing: book callbacks → throttle → `_draw`, display, close."""
 
     widget: Any
@@ -63,31 +63,6 @@ class _BookWidget:
 
     def _draw(self, full: bool) -> None:
         raise NotImplementedError
-
-    @property
-    def fps(self) -> float:
-        return self.throttle.fps
-
-    @fps.setter
-    def fps(self, value: float) -> None:
-        self.throttle.fps = value
-
-    @property
-    def frames(self) -> int:
-        """Frames drawn so far."""
-        return self.throttle.frames
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def refresh(self) -> None:
-        """Draw pending changes now instead of at the next frame."""
-        self.throttle.flush()
-
-    async def next_frame(self, timeout: float | None = 10.0) -> int:
-        """Wait for the next frame; returns the frame count."""
-        return await self.throttle.next_frame(timeout)
 
     def close(self) -> None:
         """Stop updating, detach from the book and close the widget."""

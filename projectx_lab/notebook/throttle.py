@@ -177,3 +177,35 @@ class FrameThrottle:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.cancel()
+
+
+class ThrottledView:
+    """Controls every live widget shares: frame rate, frames drawn, draw-now, wait for a frame."""
+
+    throttle: FrameThrottle
+    _closed: bool
+
+    @property
+    def fps(self) -> float:
+        return self.throttle.fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self.throttle.fps = value
+
+    @property
+    def frames(self) -> int:
+        """Frames drawn so far."""
+        return self.throttle.frames
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def refresh(self) -> None:
+        """Draw pending changes now instead of at the next frame."""
+        self.throttle.flush()
+
+    async def next_frame(self, timeout: float | None = 10.0) -> int:
+        """Wait for the next frame; returns the frame count."""
+        return await self.throttle.next_frame(timeout)
