@@ -84,19 +84,21 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll `condition` on the event loop until it holds; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.005)
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Re-check `condition` on the loop until it holds; fail after `within` seconds. Only for
+    state no event announces (server-side counters, a token swapped by a background task)."""
+    try:
+        async with asyncio.timeout(within):
+            while not condition():  # noqa: ASYNC110 - no event to await for this state
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"condition not met within {within} s") from None
 
 
 @pytest.fixture
 def wait_for() -> Callable[..., Awaitable[None]]:
     """`await wait_for(lambda: cond, within=5.0)`: poll a condition, fail after `within` s."""
-    return _wait_for
+    return wait_until
 
 
 class RawHub:

@@ -16,16 +16,11 @@ from projectx_lab import (
     ServerError,
 )
 
+from ..conftest import wait_until
+
 ACCOUNTS = "/api/Account/search"
 LOGIN = "/api/Auth/loginKey"
 VALIDATE = "/api/Auth/validate"
-
-
-async def wait_for(condition, within: float = 5.0) -> None:
-    """Poll `condition` on the loop until it holds; fail after `within` seconds."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - plain attribute, no event to wait on
-            await asyncio.sleep(0.01)
 
 
 async def test_401_triggers_one_relogin_and_a_replay(client, sim):
@@ -49,7 +44,7 @@ async def test_token_is_refreshed_by_validate_before_expiry(make_sim, make_clien
     await client.authenticate()
     first = client.session_token
     assert client.token_factory() == first
-    await wait_for(lambda: client.session_token != first)
+    await wait_until(lambda: client.session_token != first)
     assert sim.request_count(VALIDATE) == 1 and sim.request_count(LOGIN) == 1
     assert client.token_factory() == client.session_token
     assert await client.list_accounts()

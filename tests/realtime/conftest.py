@@ -114,10 +114,3 @@ async def login(http: Any, sim: Simulator) -> str:
     reply = (await http.post("/api/Auth/loginKey", json=body)).json()
     assert reply["success"], reply
     return reply["token"]
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait until `condition()` holds (for state only observable by looking, e.g. server side)."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - server-side state offers no event to await
-            await asyncio.sleep(0.01)

@@ -12,7 +12,8 @@ import pytest
 from projectx_lab.realtime import ConnectionState
 from projectx_lab.sim import Simulator
 
-from .conftest import Recorder, account_ids, eventually, hub_subscriptions, login
+from ..conftest import wait_until as eventually
+from .conftest import Recorder, account_ids, hub_subscriptions, login
 
 MNQ = "CON.F.US.MNQ.Z26"
 
