@@ -99,14 +99,8 @@ class OrderPlacement:
         custom_tag: str | None = None,
     ) -> PlaceOrderResult:
         """Limit order; the price is snapped away from the market (buy floor, sell ceil)."""
-        order_side, qty = parse_side(side), parse_size(size)
-        parse_price(limit_price, "limit_price")
-        instrument = await self._ready_instrument(contract)
-        price = snap_order_price(
-            limit_price, instrument.tick_size, OrderType.LIMIT, order_side, "limit_price"
-        )
-        return await self._place(
-            instrument, OrderType.LIMIT, order_side, qty, custom_tag, limit_price=price
+        return await self._place_priced(
+            contract, side, size, OrderType.LIMIT, "limit_price", limit_price, custom_tag
         )
 
     async def place_stop_order(
@@ -119,14 +113,28 @@ class OrderPlacement:
         custom_tag: str | None = None,
     ) -> PlaceOrderResult:
         """Stop-market order; the stop is snapped away from the market (buy ceil, sell floor)."""
-        order_side, qty = parse_side(side), parse_size(size)
-        parse_price(stop_price, "stop_price")
-        instrument = await self._ready_instrument(contract)
-        price = snap_order_price(
-            stop_price, instrument.tick_size, OrderType.STOP, order_side, "stop_price"
+        return await self._place_priced(
+            contract, side, size, OrderType.STOP, "stop_price", stop_price, custom_tag
         )
+
+    async def _place_priced(
+        self,
+        contract: str | Instrument,
+        side: Any,
+        size: int,
+        order_type: OrderType,
+        field: str,
+        raw_price: Any,
+        custom_tag: str | None,
+    ) -> PlaceOrderResult:
+        """Validate, snap `raw_price` onto the tick grid away from the market, and place it as
+        `field` (limit_price or stop_price)."""
+        order_side, qty = parse_side(side), parse_size(size)
+        parse_price(raw_price, field)
+        instrument = await self._ready_instrument(contract)
+        price = snap_order_price(raw_price, instrument.tick_size, order_type, order_side, field)
         return await self._place(
-            instrument, OrderType.STOP, order_side, qty, custom_tag, stop_price=price
+            instrument, order_type, order_side, qty, custom_tag, **{field: price}
         )
 
     async def place_trailing_stop_order(
