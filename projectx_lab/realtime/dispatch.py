@@ -1,7 +1,9 @@
 """Getting records onto the event loop in batches, and fanning events out to user code.
 
 `ThreadHandoff` queues on a transport thread and wakes the loop only when no wake-up is
-already pending; each wake-up drains the whole queue. `Event` calls sync callbacks inline and
+already pending; each wake-up drains the whole queue. The queue is bounded: when the loop falls
+behind, the transport thread waits, so the backlog stays in the socket and TCP pushes back on
+the server instead of growing our memory. `Event` calls sync callbacks inline and
 runs async ones as tracked tasks (errors logged, never raised into the stream). `EventStream`
 is a bounded async iterator over an event.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import CoroutineType
@@ -22,19 +25,41 @@ B = TypeVar("B")
 Callback = Callable[[Any, Any], Any]
 
 
+HANDOFF_LIMIT = 20_000  # records queued for the loop before the transport thread waits
+
+
 class ThreadHandoff:
-    """Batched thread → loop hand-off: one `call_soon_threadsafe` per burst, not per frame."""
+    """Batched thread → loop hand-off: one `call_soon_threadsafe` per burst, not per frame.
 
-    __slots__ = ("_consume", "_loop", "_pending", "_queue")
+    At `limit` queued records `push` blocks the producing thread until the loop drains; the
+    hot path takes no lock (a length check per push, one `Event.set` per drain).
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, consume: Callable[[Any, int], None]):
+    __slots__ = ("_closed", "_consume", "_limit", "_loop", "_pending", "_queue", "_room")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        consume: Callable[[Any, int], None],
+        limit: int = HANDOFF_LIMIT,
+    ):
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
         self._loop = loop
         self._consume = consume
+        self._limit = limit
         self._queue: deque[tuple[Any, int]] = deque()
         self._pending = False
+        self._room = threading.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
 
     def push(self, item: Any, stamp: int) -> None:
         """Queue `(item, stamp)` from any thread; wake the loop if no drain is pending."""
+        if len(self._queue) >= self._limit:
+            self._wait_for_room()
         self._queue.append((item, stamp))
         if not self._pending:
             self._pending = True
@@ -43,12 +68,26 @@ class ThreadHandoff:
             except RuntimeError:  # loop closed while the socket thread was finishing
                 self._queue.clear()
 
+    def close(self) -> None:
+        """Release a producer waiting for room (the connection is being torn down)."""
+        self._closed = True
+        self._room.set()
+
+    def _wait_for_room(self) -> None:
+        room = self._room
+        while len(self._queue) >= self._limit and not self._closed and not self._loop.is_closed():
+            room.clear()
+            if len(self._queue) < self._limit:  # a drain finished between the check and clear
+                break
+            room.wait(0.05)
+
     def _drain(self) -> None:
         self._pending = False  # reset first: a push racing with this drain schedules another
         queue, consume = self._queue, self._consume
         while queue:
             item, stamp = queue.popleft()
             consume(item, stamp)
+        self._room.set()
 
 
 class CallbackTasks:

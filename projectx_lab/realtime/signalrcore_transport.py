@@ -8,6 +8,8 @@ Designed around signalrcore's measured failure modes (docs/../signalr-notes.md):
   on a short-lived thread, and a hung connect is aborted by shutting its socket;
 * `stop()` is never called: it blocks until the next frame. We shut the socket down, which
   wakes the receive thread at once, and wait for that thread without blocking the loop;
+* records cross to the loop through a bounded hand-off: when the loop falls behind, the
+  receive thread waits and the socket (then TCP) holds the backlog, as with the native transport;
 * every send happens on the event loop thread (signalrcore's `send()` has no lock), and our
   encoder never writes the `headers` field signalrcore fills with the bearer token.
 Touches signalrcore internals (`transport._client.sock`, `.recv_thread`): pinned to 1.0.2.
@@ -171,6 +173,7 @@ class SignalRCoreTransport(Transport):
             return
         self._stopped = True
         self.mark_lost("stopped")
+        self._handoff.close()
         started = self._loop.time()
         while True:
             transport = getattr(self._connection, "transport", None)

@@ -113,6 +113,52 @@ async def test_handoff_delivers_everything_in_order_with_few_wakeups() -> None:
     assert handoff.wakeups < total / 10  # batched: far fewer loop wake-ups than items
 
 
+async def test_handoff_holds_the_socket_thread_when_the_loop_falls_behind() -> None:
+    """A busy loop (a long notebook cell) must not let the queue grow without bound: the
+    transport thread waits at the limit, and nothing is lost or reordered once the loop runs."""
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+    done = asyncio.Event()
+    total, limit = 5_000, 100
+    peak = 0
+
+    def consume(item: int, stamp: int) -> None:
+        received.append(item)
+        if len(received) == total:
+            done.set()
+
+    handoff = ThreadHandoff(loop, consume, limit=limit)
+
+    def produce() -> None:
+        nonlocal peak
+        for i in range(total):
+            handoff.push(i, 0)
+            peak = max(peak, len(handoff))
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    thread.join(timeout=0.5)  # blocks the loop on purpose: nothing can drain meanwhile
+    assert thread.is_alive(), "the producer ran ahead of a blocked loop"
+    assert len(handoff) == limit
+    async with asyncio.timeout(10):
+        await done.wait()
+    await asyncio.to_thread(thread.join, 5)
+    assert received == list(range(total))
+    assert peak <= limit
+
+
+async def test_handoff_close_releases_a_waiting_socket_thread() -> None:
+    loop = asyncio.get_running_loop()
+    handoff = ThreadHandoff(loop, lambda item, stamp: None, limit=10)
+    thread = threading.Thread(target=lambda: [handoff.push(i, 0) for i in range(11)])
+    thread.start()
+    thread.join(timeout=0.2)  # the loop is held, so the 11th push waits for room
+    assert thread.is_alive()
+    handoff.close()
+    thread.join(timeout=2)
+    assert not thread.is_alive(), "close() left the transport thread blocked"
+
+
 async def test_event_runs_sync_and_async_callbacks_and_survives_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
