@@ -9,7 +9,8 @@ import traceback
 import pytest
 
 from projectx_lab import ProjectX, ProjectXError
-from projectx_lab.client.redaction import REDACTED
+from projectx_lab.client.redaction import REDACTED, REDACTOR
+from projectx_lab.realtime.redact import install_log_redaction, redact
 
 ACCOUNTS = "/api/Account/search"
 PLACE = "/api/Order/place"
@@ -80,3 +81,25 @@ async def test_http_stack_records_are_scrubbed_or_dropped(client, caplog):
     assert not any(token in m for m in messages)
     assert sum(REDACTED in m for m in messages) == 2
     assert not any(r.name == "hpack.hpack" for r in caplog.records)
+
+
+async def test_one_redactor_covers_rotated_tokens_on_the_realtime_path(sim, client, caplog):
+    """The session token, and the one it replaced, are masked in the real-time stack's logs and
+    error texts too (signalrcore's logger included), not just on the HTTP path."""
+    install_log_redaction()
+    caplog.set_level(logging.DEBUG)
+    old = client.session_token
+    sim.faults.expire_all_tokens()
+    await client.list_accounts()  # 401 -> re-login: `old` is retired
+    new = client.session_token
+    assert new != old
+    for name in ("SignalRCoreClient", "projectx_lab.realtime", "websockets.client"):
+        logging.getLogger(name).debug("frame headers %s / %s", old, new)
+    messages = [r.getMessage() for r in caplog.records if r.name != "httpcore.http11"]
+    assert sum(m.count(REDACTED) for m in messages if "frame headers" in m) == 6
+    assert old not in redact(f"late error quoting {old}") and new not in redact(new)
+    REDACTOR.add("k")  # a placeholder key, as in a test: masking it would mangle every "k"
+    try:
+        assert redact("keep the kernel") == "keep the kernel"
+    finally:
+        REDACTOR.discard("k")
