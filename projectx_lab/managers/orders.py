@@ -25,13 +25,13 @@ from projectx_lab.client.errors import (
     ValidationError,
 )
 from projectx_lab.client.models import Instrument, Order, OrderStatus, OrderType, PlaceOrderResult
-from projectx_lab.realtime.dispatch import CallbackTasks, Event
+from projectx_lab.realtime.dispatch import Event
 from projectx_lab.realtime.supervisor import ConnectionState
 
+from .account_stream import AccountStream
 from .brackets import BracketOrderResult
 from .order_tracker import OrderTracker, is_working
 from .placement import OrderPlacement, PlaceCheck
-from .prices import LivePrices
 from .pricing import parse_price, parse_size, parse_ticks, snap_order_price
 
 logger = logging.getLogger("projectx_lab.orders")
@@ -69,7 +69,7 @@ class FlattenResult:
     cancelled: CancelResult
 
 
-class OrderManager(OrderPlacement):
+class OrderManager(AccountStream, OrderPlacement):
     """Orders of one account: typed placement helpers, brackets, live state, fills.
 
     Events (`+=` sync or async callbacks): `on_order_update(order, previous)` on every change,
@@ -88,86 +88,46 @@ class OrderManager(OrderPlacement):
         price_timeout: float = 3.0,
         max_tracked: int = 5_000,
     ) -> None:
-        self.project_x = project_x
-        self.realtime = realtime_client
-        self.account_id: int | None = account_id
+        super().__init__(project_x, realtime_client, account_id, price_source)
         self.min_stop_ticks = parse_ticks(min_stop_ticks, "min_stop_ticks")
         self.child_timeout = child_timeout
         self.price_timeout = price_timeout
-        self._tasks = CallbackTasks()
         self.on_order_update: Event[Order, Order | None] = Event("order_update", self._tasks)
         self.on_fill: Event[Order, int] = Event("fill", self._tasks)
         self.tracker = OrderTracker(max_tracked)
         self.pre_place_checks: list[PlaceCheck] = []
-        if isinstance(price_source, LivePrices):
-            self.prices, self._own_prices = price_source, False
-        else:
-            self.prices = LivePrices(realtime_client, self._tasks, price_source)
-            self._own_prices = True
         self._instruments: dict[str, Instrument] = {}
         self._reconciling: asyncio.Task[None] | None = None
-        self._started = False
-        self._closed = False
-        self._start_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         working = len(self.tracker.working())
-        state = "closed" if self._closed else ("running" if self._started else "not started")
         return (
-            f"OrderManager(account_id={self.account_id}, {state}, "
+            f"OrderManager(account_id={self.account_id}, {self._state}, "
             f"tracked={len(self.tracker)}, working={working})"
         )
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def initialize(self) -> None:
-        """Subscribe the account's user events and load its open orders (idempotent)."""
-        if self._closed:
-            raise RuntimeError(
-                "this OrderManager is closed (it or its TradingSuite was closed); create a new one"
-            )
-        if self._started:
-            return
-        async with self._start_lock:
-            if self._started:
-                return
-            if self.account_id is None:  # the client's selected account (logs in if needed)
-                account = self.project_x.account_info or await self.project_x.authenticate()
-                self.account_id = account.id
-            rt = self.realtime
-            rt.order_event += self._on_order
-            rt.state_event += self._on_state
-            self.prices.start()
-            await rt.subscribe_user(self.account_id)
-            for order in await self.project_x.search_open_orders(account_id=self.account_id):
-                self._apply(order)
-            self._started = True
+    def _attach(self) -> None:
+        self.realtime.order_event += self._on_order
+        self.realtime.state_event += self._on_state
 
-    async def close(self) -> None:
-        """Stop listening, cancel waiters and callback tasks (orders on the gateway stay)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._started:
-            self.realtime.order_event -= self._on_order
-            self.realtime.state_event -= self._on_state
+    def _detach(self) -> None:
+        self.realtime.order_event -= self._on_order
+        self.realtime.state_event -= self._on_state
+
+    async def _load(self) -> None:
+        for order in await self.project_x.search_open_orders(account_id=self.account_id):
+            self._apply(order)
+
+    async def _release(self) -> None:
         task = self._reconciling
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self.tracker.close()
-        if self._own_prices:
-            await self.prices.close()
         self.on_order_update.close_streams()
         self.on_fill.close_streams()
-        await self._tasks.close(grace=0.2)
-
-    async def __aenter__(self) -> OrderManager:
-        await self.initialize()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- modify / cancel -------------------------------------------------------------------
 

@@ -20,13 +20,13 @@ from typing import Any
 
 from projectx_lab.client.errors import PositionNotFoundError, ProjectXError, ValidationError
 from projectx_lab.client.models import Instrument, Position, PositionType, Trade, to_decimal
-from projectx_lab.realtime.dispatch import CallbackTasks, Event
+from projectx_lab.realtime.dispatch import Event
 from projectx_lab.realtime.supervisor import ConnectionState
 
+from .account_stream import AccountStream
 from .alerts import AlertBook, PnLAlert, PriceAlert, pnl_alert, price_alert
 from .orders import CancelResult, FlattenResult, cancel_working_orders
 from .pnl import ZERO, Peak, PortfolioPnL, PositionPnL, RiskMetrics, to_money, unrealized_pnl
-from .prices import LivePrices
 from .pricing import parse_size
 
 logger = logging.getLogger("projectx_lab.positions")
@@ -46,7 +46,7 @@ class _Mark:
         self.peak = Peak()
 
 
-class PositionManager:
+class PositionManager(AccountStream):
     """Open positions, P&L, risk metrics, closes and alerts for one account.
 
     Events (`+=` sync or async callbacks): `on_position_update(position, previous)` (a flat
@@ -65,24 +65,16 @@ class PositionManager:
         settle_timeout: float = 2.0,
         price_timeout: float = 2.0,
     ) -> None:
-        self.project_x = project_x
-        self.realtime = realtime_client
-        self.account_id: int | None = account_id
+        super().__init__(project_x, realtime_client, account_id, price_source)
         self.order_manager = order_manager
         self.since = since
         self.settle_timeout = settle_timeout
         self.price_timeout = price_timeout
-        self._tasks = CallbackTasks()
         self.on_position_update: Event[Position, Position | None] = Event(
             "position_update", self._tasks
         )
         self.alerts = AlertBook(self._tasks)
         self.on_alert = self.alerts.on_alert
-        if isinstance(price_source, LivePrices):
-            self.prices, self._own_prices = price_source, False
-        else:
-            self.prices = LivePrices(realtime_client, self._tasks, price_source)
-            self._own_prices = True
         self._positions: dict[str, Position] = {}
         self._marks: dict[str, _Mark] = {}
         self._instruments: dict[str, Instrument] = {}
@@ -99,56 +91,36 @@ class PositionManager:
         self._upnl_total = 0.0
         self.equity = Peak()
         self._background: set[asyncio.Task[Any]] = set()
-        self._started = False
-        self._closed = False
-        self._start_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self._started else "not started")
         held = ", ".join(f"{c} {p.signed_size:+d}" for c, p in self._positions.items()) or "flat"
         return (
-            f"PositionManager(account_id={self.account_id}, {state}, positions=[{held}], "
+            f"PositionManager(account_id={self.account_id}, {self._state}, positions=[{held}], "
             f"realized={self.realized:+.2f}, alerts={len(self.alerts)})"
         )
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def initialize(self) -> None:
-        """Subscribe the account's user events, then load positions, fills and balance."""
-        if self._closed:
-            raise RuntimeError(
-                "this PositionManager is closed (it or its suite was closed); create a new one"
-            )
-        if self._started:
-            return
-        async with self._start_lock:
-            if self._started:
-                return
-            if self.account_id is None:  # the client's selected account (logs in if needed)
-                account = self.project_x.account_info or await self.project_x.authenticate()
-                self.account_id = account.id
-            rt = self.realtime
-            rt.position_event += self._on_position
-            rt.user_trade_event += self._on_trade
-            rt.account_event += self._on_account
-            rt.state_event += self._on_state
-            self.prices.on_price += self._on_price
-            self.prices.start()
-            await rt.subscribe_user(self.account_id)
-            await self.reconcile()
-            self._started = True
+    def _attach(self) -> None:
+        rt = self.realtime
+        rt.position_event += self._on_position
+        rt.user_trade_event += self._on_trade
+        rt.account_event += self._on_account
+        rt.state_event += self._on_state
+        self.prices.on_price += self._on_price
 
-    async def close(self) -> None:
-        """Stop listening; cancel background work, waiters and callback tasks."""
-        if self._closed:
-            return
-        self._closed = True
+    def _detach(self) -> None:
         rt = self.realtime
         rt.position_event -= self._on_position
         rt.user_trade_event -= self._on_trade
         rt.account_event -= self._on_account
         rt.state_event -= self._on_state
         self.prices.on_price -= self._on_price
+
+    async def _load(self) -> None:
+        await self.reconcile()
+
+    async def _release(self) -> None:
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -156,18 +128,8 @@ class PositionManager:
         for _, _, future in self._waiters:
             future.cancel()
         self._waiters.clear()
-        if self._own_prices:
-            await self.prices.close()
         self.on_position_update.close_streams()
         self.on_alert.close_streams()
-        await self._tasks.close(grace=0.2)
-
-    async def __aenter__(self) -> PositionManager:
-        await self.initialize()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- queries ---------------------------------------------------------------------------
 

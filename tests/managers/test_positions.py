@@ -162,7 +162,8 @@ async def test_pnl_equals_the_simulators_account_figures(rig: Rig) -> None:
     await rig.buy(1, "MES", "sell")
     await rig.buy(1)
     await rig.pm.partially_close_position("MNQ", 2)
-    await rig.buy(1, "MES")  # MES flat again
+    await rig.buy(1, "MES")
+    await rig.position_is(rig.mes, 0)  # the hub has delivered the last fill (trade before position)
     position = await rig.position_is(rig.mnq, 1)
     assert position is not None
 
@@ -292,9 +293,13 @@ async def test_price_and_pnl_alerts_fire_once(rig: Rig) -> None:
 
     await rig.buy(1)
     await rig.position_is(rig.mnq, 1)  # the fill's trade event (fees) came before it
-    losses: list[float] = []
-    loss = await rig.pm.add_pnl_alert(-0.01, lambda a, v: losses.append(v))  # fees are a loss
-    assert loss.fired and len(losses) == 1 and losses[0] < 0
+    rig.sim.faults.freeze_market(rig.mnq)  # hold P&L still: two ticks up outweigh the fees
+    now = float((await rig.pm.get_portfolio_pnl()).total)
+    assert now != 0  # fees and commission (0.62) are never a whole number of ticks (0.50)
+    crossed: list[float] = []
+    breached = await rig.pm.add_pnl_alert(now / 2, lambda a, v: crossed.append(v))
+    assert breached.fired and crossed == [pytest.approx(now)]  # already past: fires at once
+    rig.sim.faults.unfreeze_market(rig.mnq)
     far = await rig.pm.add_pnl_alert(1_000_000)
     assert not far.fired and rig.pm.remove_alert(far) and not rig.pm.remove_alert(far)
     with pytest.raises(ValidationError):
