@@ -31,7 +31,7 @@ from projectx_lab.realtime.supervisor import ConnectionState
 from .account_stream import AccountStream
 from .brackets import BracketOrderResult
 from .order_tracker import OrderTracker, is_working
-from .placement import OrderPlacement, PlaceCheck
+from .placement import OrderPlacement, PlaceCheck, PlaceRequest
 from .pricing import parse_price, parse_size, parse_ticks, snap_order_price
 
 logger = logging.getLogger("projectx_lab.orders")
@@ -141,7 +141,8 @@ class OrderManager(AccountStream, OrderPlacement):
         trail_price: Any = None,
     ) -> Order:
         """Change size and/or price of a working order (prices snapped by its type and side);
-        returns the order as the gateway reports it after the change."""
+        returns the order as the gateway reports it after the change. A size increase passes
+        the `pre_place_checks` first, as a placement of the added contracts would."""
         changes = {"limit_price": limit_price, "stop_price": stop_price, "trail_price": trail_price}
         given = {k: v for k, v in changes.items() if v is not None}
         qty = None if size is None else parse_size(size)
@@ -167,6 +168,14 @@ class OrderManager(AccountStream, OrderPlacement):
             snapped[name] = snap_order_price(
                 value, instrument.tick_size, current.type, current.side, name
             )
+        if qty is not None and qty > current.size and self.pre_place_checks:
+            added = qty - current.size  # more exposure: checked like a placement of the extra
+            await self._run_checks(
+                PlaceRequest(
+                    instrument, current.type, current.side, added, current.custom_tag,
+                    dict(snapped), modifies=current.id,
+                )
+            )  # fmt: skip
         waiter = self.tracker.waiter(current.id, _shows_change(current, qty, snapped))
         try:
             await self.project_x.modify_order(

@@ -44,7 +44,8 @@ class PlaceRequest:
     """A validated placement about to be sent: what pre-placement checks get to inspect.
 
     `prices` holds the snapped `limit_price` / `stop_price` / `trail_price` and the bracket legs
-    (`stop_loss`, `take_profit`) as they will be sent.
+    (`stop_loss`, `take_profit`) as they will be sent. A size increase through `modify_order`
+    is checked as a request for the added contracts only, with `modifies` = the order's id.
     """
 
     instrument: Instrument
@@ -53,6 +54,7 @@ class PlaceRequest:
     size: int
     custom_tag: str | None
     prices: dict[str, Any]
+    modifies: int | None = None
 
 
 # A check raises (e.g. `ValidationError`) to stop the placement; it may be async.
@@ -62,8 +64,9 @@ PlaceCheck = Callable[[PlaceRequest], Awaitable[None] | None]
 class OrderPlacement:
     """Mixin of `OrderManager`: `place_*_order` helpers. Needs the attributes declared below.
 
-    `pre_place_checks` run, in order, on every placement after validation and before anything
-    is sent; one that raises stops it (a risk guard hooks in here).
+    `pre_place_checks` run, in order, on every placement (and every size increase by
+    `modify_order`) after validation and before anything is sent; one that raises stops it (a
+    risk guard hooks in here).
     """
 
     project_x: Any
@@ -331,11 +334,9 @@ class OrderPlacement:
         **prices: Any,
     ) -> PlaceOrderResult:
         if self.pre_place_checks:
-            request = PlaceRequest(instrument, order_type, side, size, custom_tag, prices)
-            for check in tuple(self.pre_place_checks):
-                outcome = check(request)
-                if inspect.isawaitable(outcome):
-                    await outcome
+            await self._run_checks(
+                PlaceRequest(instrument, order_type, side, size, custom_tag, prices)
+            )
         return await self.project_x.place_order(
             instrument,
             side=side,
@@ -345,6 +346,13 @@ class OrderPlacement:
             account_id=self.account_id,
             **prices,
         )
+
+    async def _run_checks(self, request: PlaceRequest) -> None:
+        """Run `pre_place_checks` in order; the first that raises stops the request."""
+        for check in tuple(self.pre_place_checks):
+            outcome = check(request)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def _last_price(self, contract_id: str) -> float:
         try:

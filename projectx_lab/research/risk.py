@@ -23,9 +23,12 @@ Rules (equity = balance + unrealized P&L, as the suite's `PositionManager` marks
   (say resting orders filled) is reported as a breach but does not lock.
 
 Blocking happens in `suite.orders`' pre-placement checks: a blocked order raises
-`RiskLimitError` naming the limit and sends nothing. Closing through `flatten_all()` or
-`suite.positions.close_position` is never blocked. Orders sent around the suite's
-`OrderManager` (raw `client.place_order`) are not seen by the guard.
+`RiskLimitError` naming the limit and sends nothing. Growing a working order with
+`suite.orders.modify_order(size=...)` is checked as a placement of the added contracts (and is
+blocked while locked); shrinking it or moving its price always passes. Closing through
+`flatten_all()` or `suite.positions.close_position` is never blocked. Orders sent around the
+suite's `OrderManager` (raw `client.place_order`, `client.modify_order`) are not seen by the
+guard.
 """
 
 from __future__ import annotations

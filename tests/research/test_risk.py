@@ -18,6 +18,7 @@ from projectx_lab.sim import Simulator
 
 TIMEOUT = 15.0
 PLACE = "/api/Order/place"
+MODIFY = "/api/Order/modify"
 
 
 @pytest.fixture
@@ -90,6 +91,33 @@ async def test_max_position_size_refuses_the_order_and_sends_nothing(
         assert guard.lock is None  # the size rule refuses orders, it does not lock
     assert suite.orders.pre_place_checks == []  # closed: disarmed
     await suite.orders.cancel_all_orders()
+
+
+async def test_growing_a_working_order_is_checked_like_a_new_one(
+    sim: Simulator, client: ProjectX, suite: TradingSuite
+) -> None:
+    """`modify_order(size=...)` must not be a way around the size limit or a loss lock."""
+    async with RiskGuard(suite, max_position_size=2) as guard:
+        resting = await suite.orders.place_limit_order(
+            "MNQ", OrderSide.BUY, 2, suite.orderbook.best_bid - 50
+        )
+        modified = sim.request_count(MODIFY)
+        with pytest.raises(RiskLimitError, match="max_position_size 2 would be exceeded") as info:
+            await suite.orders.modify_order(resting, size=3)
+        assert info.value.value == 3  # the 2 working plus the 1 added
+        assert sim.request_count(MODIFY) == modified
+        (order,) = await client.search_open_orders()
+        assert order.size == 2  # untouched on the gateway
+        assert (await suite.orders.modify_order(resting, size=1)).size == 1  # shrinking passes
+    until = watch(suite)
+    async with RiskGuard(suite, daily_loss_limit=0.5) as guard:  # costs are 0.62 a side
+        await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
+        await until.wait(lambda: guard.lock is not None)
+        with pytest.raises(RiskLimitError, match="daily_loss_limit hit"):
+            await suite.orders.modify_order(resting, size=2)
+        moved = await suite.orders.modify_order(resting, limit_price=suite.orderbook.best_bid - 60)
+        assert moved.size == 1 and sim.request_count(MODIFY) == modified + 2
+        await guard.flatten_all()
 
 
 async def test_daily_loss_locks_orders_emits_a_breach_and_flattens_on_request(
