@@ -231,6 +231,29 @@ _BY_NAME: dict[str, type[ProjectXError]] = {
 }
 
 
+# What to do about the business failures a trader can meet with valid input (gateway texts for
+# these are often empty).
+_HINTS: dict[str, str] = {
+    "OutsideTradingHours": (
+        "the contract's market is closed (CME futures pause 16:00-17:00 Chicago daily and from "
+        "Friday 16:00 to Sunday 17:00); send the order when the session is open"
+    ),
+    "InsufficientFunds": "the account's balance does not cover this order; reduce the size",
+    "AccountViolation": (
+        "the account has breached one of its risk rules (daily loss, drawdown) and may not "
+        "trade until the firm resets it"
+    ),
+    "ContractNotActive": (
+        "that contract is not the active one (an expired or not-yet-front month); look the "
+        "symbol up again with get_instrument()"
+    ),
+    "AccountRejected": (
+        "this account may not trade (an ended evaluation or a read-only account); pick "
+        "another with select_account()"
+    ),
+}
+
+
 def error_name(endpoint: str, code: int) -> str:
     """The gateway's name for `code` on `endpoint` (`"Code<n>"` when undocumented)."""
     return ERROR_CODES.get(endpoint, {}).get(code, f"Code{code}")
@@ -243,6 +266,8 @@ def envelope_error(endpoint: str, payload: dict[str, Any]) -> ProjectXError:
     name = error_name(endpoint, code)
     message = payload.get("errorMessage")
     text = f"{endpoint} failed: {name} (code {code})" + (f": {message}" if message else "")
+    if name in _HINTS:
+        text += f" - {_HINTS[name]}"
     kw: dict[str, Any] = {
         "endpoint": endpoint,
         "error_code": code,

@@ -47,7 +47,7 @@ class SimApp:
         self.hubs = Hubs(exchange.config, directory, directory, exchange)
         exchange.add_market_sink(self.hubs.market)
         exchange.add_user_sink(self.hubs.user)
-        self.faults = Faults(tokens, self.hubs, exchange.call)
+        self.faults = Faults(tokens, self.hubs, exchange.call, exchange.broker)
         self.rest = RestApi(exchange, tokens, credentials, limiter, self.faults)
         self._router = Router(routes=self.hubs.routes())
 

@@ -1,6 +1,6 @@
 """Fault controls for tests: REST latency, failed and swallowed responses, token expiry, and
 hub faults (dropped connections, refused reconnects, frozen market streams, raw frames)
-delegated to the hubs.
+delegated to the hubs, and trading halts (a market out of session) shared by hubs and broker.
 
 Every control may be called from any thread: calls from outside the simulator's event loop are
 marshalled into it (and wait for completion), so rule state is only ever touched by that loop.
@@ -33,6 +33,12 @@ class HubFaultHooks(Protocol):
     def inject_raw(self, hub: str, text: str) -> int: ...
 
 
+class HaltHook(Protocol):
+    """What the broker exposes for trading halts (`matching.Broker` implements it)."""
+
+    def halt(self, contract_id: str | None, halted: bool) -> None: ...
+
+
 class Faults:
     """Injectable failures of a running simulator (reachable as `sim.faults`)."""
 
@@ -41,9 +47,11 @@ class Faults:
         tokens: TokenStore,
         hubs: HubFaultHooks,
         call: Callable[..., Any],
+        broker: HaltHook,
     ) -> None:
         self._tokens = tokens
         self._hubs = hubs
+        self._broker = broker
         self._call = call  # runs a function inside the simulator loop, waits for its result
         self._latency: dict[str | None, float] = {}
         self._failures: dict[str, list[list[int]]] = {}  # path -> [[remaining, status], ...]
@@ -105,6 +113,16 @@ class Faults:
         """Resume market events frozen by `freeze_market` (None = all)."""
         self._call(self._hubs.freeze, contract_id, False)
 
+    def halt_market(self, contract_id: str | None = None) -> None:
+        """Take `contract_id` (None = all) out of session, as outside trading hours: its market
+        stream stops, `Order/place` answers OutsideTradingHours (code 5), closes are rejected
+        and resting orders do not fill, until `resume_market`."""
+        self._call(self._halt, contract_id, True)
+
+    def resume_market(self, contract_id: str | None = None) -> None:
+        """End a `halt_market` (None = every halt); the tape resumes where the market is now."""
+        self._call(self._halt, contract_id, False)
+
     def block_hub(self, hub: str = "all") -> None:
         """Refuse new connections to `hub` (negotiate and upgrade answer 503) until
         `unblock_hub`: with `drop_hub` it keeps a hub down for as long as a test needs."""
@@ -125,7 +143,8 @@ class Faults:
         return self._call(self._hubs.inject_raw, hub, text)
 
     def clear(self) -> None:
-        """Remove every REST fault rule, unfreeze all market streams, unblock both hubs."""
+        """Remove every REST fault rule, end every halt, unfreeze all market streams, unblock
+        both hubs."""
         self._call(self._clear)
 
     # ------------------------------------------------------------------ REST-side hooks (loop only)
@@ -187,6 +206,10 @@ class Faults:
         else:
             self._latency.pop(key, None)
 
+    def _halt(self, contract_id: str | None, halted: bool) -> None:
+        self._broker.halt(contract_id, halted)
+        self._hubs.freeze(contract_id, halted)
+
     def _add_failure(self, path: str, count: int, status: int) -> None:
         self._failures.setdefault(path, []).append([count, status])
 
@@ -197,6 +220,7 @@ class Faults:
         self._latency.clear()
         self._failures.clear()
         self._swallow.clear()
+        self._broker.halt(None, False)
         self._hubs.freeze(None, False)
         self._hubs.block("all", False)
 

@@ -214,6 +214,7 @@ class Broker:
         self._working: dict[str, list[Order]] = {}
         self._infos: dict[str, ContractInfo] = {}
         self._out: list[Event] = []
+        self._halted: set[str | None] = set()  # contract ids out of session; None = all
 
     def __repr__(self) -> str:
         return f"Broker(accounts={len(self._accounts)}, orders={len(self._orders)})"
@@ -305,6 +306,22 @@ class Broker:
         """TradingAccountModel dicts, optionally only active accounts."""
         return [a.wire() for a in self._accounts.values() if a.active or not only_active]
 
+    # ------------------------------------------------------------------ trading halts
+
+    def halt(self, contract_id: str | None, halted: bool) -> None:
+        """Take `contract_id` (None = every contract) out of session, or back in: new orders
+        answer OutsideTradingHours, closes are rejected and resting orders do not fill."""
+        if halted:
+            self._halted.add(contract_id)
+        elif contract_id is None:
+            self._halted.clear()
+        else:
+            self._halted.discard(contract_id)
+
+    def _is_halted(self, contract_id: str) -> bool:
+        halted = self._halted
+        return bool(halted) and (None in halted or contract_id in halted)
+
     # ------------------------------------------------------------------ place
 
     def place(self, body: dict[str, Any]) -> tuple[int, str | None, int | None]:
@@ -333,6 +350,8 @@ class Broker:
         spec, info = found
         if not spec.active:
             raise _Reject(9)
+        if self._is_halted(info.contract_id):
+            raise _Reject(5)
         otype = _int(body.get("type"))
         if otype not in _PLACEABLE:
             raise _Reject(2, f"Invalid order type ({body.get('type')!r}).")
@@ -727,6 +746,8 @@ class Broker:
         pos = account.positions.get(info.contract_id)
         if pos is None:
             return 2, None, None
+        if self._is_halted(info.contract_id):  # out of session: rejected with no message
+            return (6 if partial else 5), None, None
         qty = pos.size
         if partial:
             qty = _int(size)
@@ -852,7 +873,7 @@ class Broker:
 
     def on_tape(self, contract_id: str, trades: TradesView) -> None:
         """Run a batch of tape trades (time order) against the contract's working orders."""
-        if contract_id not in self._working:
+        if contract_id not in self._working or self._is_halted(contract_id):
             return
         prices = trades.price
         n = len(prices)
