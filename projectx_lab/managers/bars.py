@@ -40,6 +40,7 @@ class BarSeries:
         "_t",
         "_v",
         "capacity",
+        "loads",
         "timeframe",
         "version",
     )
@@ -62,6 +63,7 @@ class BarSeries:
         self._fo = self._fh = self._fl = self._fc = 0.0
         self._fv = 0
         self.version = 0
+        self.loads = 0  # bumped by each history merge: bars may then change anywhere
         self._cache: pl.DataFrame | None = None
         self._cache_key: tuple[int, str] | None = None
 
@@ -124,7 +126,13 @@ class BarSeries:
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """(t, o, h, l, c, v) oldest first, forming bar last (copies)."""
-        idx = (self._start + np.arange(self._count)) % self.capacity
+        return self.tail(self._count)
+
+    def tail(self, closed: int) -> tuple[np.ndarray, ...]:
+        """Like `arrays()`, but only the newest `closed` closed bars (plus the forming bar):
+        O(`closed`), whatever the history holds."""
+        k = max(0, min(closed, self._count))
+        idx = (self._start + self._count - k + np.arange(k)) % self.capacity
         cols = [a[idx] for a in (self._t, self._o, self._h, self._l, self._c, self._v)]
         if self._fb != _NO_BUCKET:
             forming = (self._fb, self._fo, self._fh, self._fl, self._fc, self._fv)
@@ -204,6 +212,7 @@ class BarSeries:
         for dst, src in zip(columns, cols, strict=True):
             dst[:keep] = src[len(src) - keep :]
         self._start, self._count = 0, keep
+        self.loads += 1
         FORMING_MOVES[0] += 1
         if forming is None:
             self._fb = self._next = _NO_BUCKET

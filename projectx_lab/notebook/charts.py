@@ -5,13 +5,14 @@ chart = CandlestickChart(suite.data, "1min", bars=200, overlays=suite, indicator
 chart          # display it; it keeps updating while the kernel is idle
 ```
 
-Ticks from the data manager are folded into a `BarWindow` (O(1) each) and a `FrameThrottle`
-redraws at most `fps` times a second, inside one `batch_update` (one message per frame): the
-forming bar is updated, a new bar appended, the oldest trimmed, so a frame costs O(window) no
-matter how much history the manager holds. The x axis is a date axis fed aware datetimes in
-the manager's time zone (never epoch numbers, which would turn it linear). Overlays draw the
-user's working orders and the open position's entry/stop/target as horizontal lines that move
-when orders change. Late views see the current chart (see `livefigure.py`).
+A tick from the data manager only marks the chart dirty; a `FrameThrottle` redraws at most
+`fps` times a second, reading the newest bars through a `BarWindow` and sending them inside one
+`batch_update` (one message per frame), so a frame costs O(window) no matter how much history
+the manager holds, and ticks cost nothing between frames. The x axis is a date axis fed aware
+datetimes in the manager's time zone (never epoch numbers, which would turn it linear).
+Overlays draw the user's working orders and the open position's entry/stop/target as
+horizontal lines that move when orders change. Late views see the current chart (see
+`livefigure.py`).
 """
 
 from __future__ import annotations
@@ -158,7 +159,6 @@ class CandlestickChart(ThrottledView):
     # -- live path -------------------------------------------------------------------------
 
     def _on_tick(self, tick: Any, contract_id: str) -> None:
-        self.window.add(tick.ts_ns, tick.price, tick.size)
         self.throttle.mark()
 
     def _evicted(self, bar: tuple[int, float, float, float, float, int]) -> None:
@@ -168,12 +168,10 @@ class CandlestickChart(ThrottledView):
 
     def _draw(self, full: bool) -> None:
         window = self.window
-        if not window.in_sync:
-            window.reload()
-            if self.indicators:
-                before = window.history_before()
-                self._carry = [ind.carry(before) for ind in self.indicators]
-        t, o, h, low, c, v = window.arrays()
+        t, o, h, low, c, v = window.read()  # evictions reach the indicators' carry first
+        if window.rebased and self.indicators:
+            before = window.history_before()
+            self._carry = [ind.carry(before) for ind in self.indicators]
         shown = slice(max(0, len(t) - self.bars), None)
         fig = self.figure
         traces = fig.data

@@ -214,7 +214,7 @@ class StrategyRuntime:
             bucket = series.forming_bucket
             if bucket is None or bucket <= self._last_bar[label] or tf.next_bucket(bucket) > now_ns:
                 continue
-            t, o, h, low, c, v = (col[-1] for col in series.arrays())
+            t, o, h, low, c, v = (col[-1] for col in series.tail(0))
             self._bar(label, int(t), float(o), float(h), float(low), float(c), int(v))
 
     async def close(self, grace: float = 10.0) -> None:
