@@ -41,6 +41,7 @@ class SimConfig:
     history_rate: tuple[int, float] = (50, 30.0)  # requests, window seconds
     rest_rate: tuple[int, float] = (200, 60.0)
     ping_interval: float = 15.0  # SignalR keep-alive from the server, seconds
+    client_timeout: float | None = 30.0  # hubs drop a client silent this long (None: never)
     pump_interval: float = 0.02  # real seconds between market pump steps
     trade_rate: float = 3.0  # mean trades per simulated second per contract
     book_levels: int = 10

@@ -163,7 +163,9 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._writer: asyncio.Task[None] | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._client_timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
+        self.last_received = self._loop.time()  # any frame from the client (loop clock)
         self._transport: asyncio.Transport | None = websocket.scope.get(TRANSPORT_SCOPE_KEY)
 
     @property
@@ -197,11 +199,16 @@ class Connection:
         """Queue arbitrary text to go out unchanged in a frame of its own."""
         self.enqueue(_OwnFrame(text.encode()))
 
-    def start(self, ping_interval: float) -> None:
-        """Start the writer task and the server keep-alive pings."""
+    def start(self, ping_interval: float, client_timeout: float | None = None) -> None:
+        """Start the writer task, the server keep-alive pings and, with `client_timeout`, the
+        watch that drops a client silent for that long (SignalR's client timeout)."""
         self._writer = self._loop.create_task(self._write_loop())
         if ping_interval > 0:
             self._ping_timer = self._loop.call_later(ping_interval, self._ping, ping_interval)
+        if client_timeout:
+            self._client_timer = self._loop.call_later(
+                client_timeout, self._check_client, client_timeout
+            )
 
     def close(self, error: str | None = None, *, allow_reconnect: bool = False) -> None:
         """Clean close: drop pending records, send the close message, then close the socket."""
@@ -229,7 +236,7 @@ class Connection:
     async def stop(self) -> None:
         """Stop timers and the writer after the connection ended."""
         self._closing = True
-        for timer in (self._ping_timer, self._abort_timer):
+        for timer in (self._ping_timer, self._client_timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
         if self._writer is not None:
@@ -254,11 +261,25 @@ class Connection:
         self._closing = True
         self._queue.clear()
         self._queued = 0
-        if self._ping_timer is not None:
-            self._ping_timer.cancel()
+        for timer in (self._ping_timer, self._client_timer):
+            if timer is not None:
+                timer.cancel()
         if self._close_timeout > 0 and self._transport is not None:
             self._abort_timer = self._loop.call_later(self._close_timeout, self._transport.abort)
         return True
+
+    def _check_client(self, timeout: float) -> None:
+        if self._closing:
+            return
+        idle = self._loop.time() - self.last_received
+        if idle < timeout:
+            self._client_timer = self._loop.call_later(timeout - idle, self._check_client, timeout)
+            return
+        logger.info("hub %s connection %s: client timeout", self.hub, self.connection_id)
+        self.close(
+            f"{ERROR_CLOSE} Server timeout elapsed without receiving a message from the client.",
+            allow_reconnect=True,
+        )
 
     def _ping(self, interval: float) -> None:
         if self._closing:
@@ -858,7 +879,7 @@ class Hubs:
         logger.debug("hub %s: connection %s open", hub.name, connection_id)
         try:
             await websocket.send_text(sp.HANDSHAKE_OK.decode())
-            conn.start(self.config.ping_interval)
+            conn.start(self.config.ping_interval, self.config.client_timeout)
             self._handle(hub, conn, records)
             await self._read_loop(hub, conn, websocket, reader)
         except (WebSocketDisconnect, OSError, RuntimeError):
@@ -892,10 +913,12 @@ class Hubs:
     async def _read_loop(
         self, hub: _Hub, conn: Connection, websocket: WebSocket, reader: sp.RecordReader
     ) -> None:
+        clock = asyncio.get_running_loop().time
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            conn.last_received = clock()
             if conn.closing:
                 continue
             try:

@@ -66,8 +66,9 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def sim(make_sim: Callable[..., Awaitable[Simulator]]) -> Simulator:
-    """Overrides the shared `sim`: fast server pings (0.25 s) and a busy tape."""
-    return await make_sim(ping_interval=0.25, trade_rate=20.0)
+    """Overrides the shared `sim`: fast server pings (0.25 s), a busy tape, and a strict
+    client timeout (1.5 s), so a client whose keep-alive pings stop is dropped mid-test."""
+    return await make_sim(ping_interval=0.25, trade_rate=20.0, client_timeout=1.5)
 
 
 @pytest.fixture

@@ -114,7 +114,13 @@ async def test_rebuild_takes_a_fresh_token_from_the_factory(
 
 
 async def test_client_sends_keepalive_pings(make_rt: Any, sim: Simulator) -> None:
-    await make_rt(keepalive_interval=0.1)  # signalrcore alone would send none (no auto-reconnect)
+    """signalrcore alone would send none (its reconnect option is off), and the simulator drops
+    a client silent for 1.5 s: the same two connections must outlive that, pinging."""
+    rt = await make_rt(keepalive_interval=0.1)
+    states = Recorder()
+    rt.state_event += states
     connections = sim.app.hubs.connections
-    await eventually(lambda: all(c.pings_received >= 3 for c in connections("all")))
-    assert len(connections("all")) == 2
+    first = {c.connection_id for c in connections("all")}
+    await eventually(lambda: all(c.pings_received >= 20 for c in connections("all")), 10.0)
+    assert {c.connection_id for c in connections("all")} == first and len(first) == 2
+    assert not states.items  # no drop, no reconnect

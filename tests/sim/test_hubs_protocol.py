@@ -211,6 +211,7 @@ async def serve_hubs(**options: Any) -> AsyncIterator[Sim]:
     config = SimConfig(
         ping_interval=options.pop("ping_interval", 15.0),
         max_frame_bytes=options.pop("max_frame_bytes", 16_384),
+        client_timeout=options.pop("client_timeout", 30.0),
     )
     backend = StandIns()
     hubs = Hubs(config, backend, backend, backend, **options)
@@ -554,6 +555,25 @@ async def test_server_pings_client_pings_and_long_life() -> None:
         assert (await client.event())["arguments"] == [MNQ, trade(3.0)]
         assert sim.hubs.connection_count() == 1
         await client.close()
+
+
+async def test_a_silent_client_is_dropped_at_the_client_timeout_a_pinging_one_is_not() -> None:
+    """SignalR servers drop clients that send nothing (stock signalrcore without its reconnect
+    option sends no pings): the simulator does too, so a keep-alive that stopped shows up."""
+    async with serve_hubs(ping_interval=0.05, client_timeout=0.4) as sim:
+        silent = await RawClient.open(sim.url("market"))
+        talking = await RawClient.open(sim.url("user"))
+        for _ in range(12):  # ~0.6 s of server pings, each answered: longer than the timeout
+            assert await talking.next(within=2.0) == {"type": 6}
+            await talking.send({"type": 6})
+        closing = await silent.next(lambda m: m["type"] == 7, within=2.0)
+        assert "without receiving a message from the client" in closing["error"]
+        assert closing["allowReconnect"] is True
+        with pytest.raises(ConnectionClosed):
+            await silent.next()
+        assert [c.hub for c in sim.hubs.connections()] == ["user"]  # the pinging one stayed
+        assert (await talking.invoke("SubscribeAccounts"))["result"] is None
+        await talking.close()
 
 
 async def test_server_packs_records_into_bounded_frames() -> None:
