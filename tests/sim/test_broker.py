@@ -450,6 +450,21 @@ def test_resting_limit_fills_on_trade_through_not_touch(env: Env) -> None:
     assert env.open_ids() == []
 
 
+def test_a_halted_market_refuses_orders_and_closes_and_fills_nothing(env: Env) -> None:
+    oid = env.ok(type=1, side=0, limitPrice=px(79_990))
+    env.ok(type=2, side=0, size=2)  # long 2 before the halt
+    env.broker.halt(MNQ, True)
+    env.tape(79_980)  # trades through the resting buy while out of session
+    assert env.order(oid)["status"] == 1
+    assert env.place(type=2) == (5, None, None)  # OutsideTradingHours
+    assert env.broker.close_position(A1, MNQ) == (5, None, None)  # OrderRejected, no text
+    assert env.broker.partial_close(A1, MNQ, 1) == (6, None, None)
+    assert env.positions()[0]["size"] == 2
+    env.broker.halt(None, False)
+    env.tape(79_980)
+    assert env.order(oid)["status"] == 2
+
+
 def test_fill_on_touch_fills_at_the_limit() -> None:
     env = Env(fill_on_touch=True)
     oid = env.ok(type=1, side=1, limitPrice=px(80_010))
