@@ -175,7 +175,8 @@ class BarSeries:
         """Merge bars from REST (history or a gap backfill); incoming bars win on equal times.
 
         With `last_is_partial`, the newest incoming bar becomes the forming bar when it is not
-        older than the current forming bar.
+        older than the current forming bar. Without it, incoming bars are closed: a forming bar
+        they reach (a gap backfill after a quiet reconnect) is closed too.
         """
         if len(t) == 0:
             return
@@ -190,11 +191,8 @@ class BarSeries:
         elif last_is_partial and (not has_forming or incoming[0][-1] >= self._fb):
             forming = tuple(col[-1] for col in incoming)
             incoming = [col[:-1] for col in incoming]
-        elif has_forming and incoming[0][-1] == self._fb:
-            forming = None  # a closed REST bar replaces the forming one
-        else:
-            forming = tuple(col[-1] for col in current) if has_forming else None
-            current = tuple(col[:-1] for col in current) if has_forming else current
+        else:  # closed REST bars reach the forming one (or there is none): it has closed, and
+            forming = None  # merges as a closed bar that REST wins over on equal times
         merged_t = np.concatenate([current[0], incoming[0]])
         priority = np.concatenate([np.zeros(len(current[0])), np.ones(len(incoming[0]))])
         order = np.lexsort((priority, merged_t))

@@ -359,22 +359,37 @@ class RealtimeDataManager:
         The gap start is taken when the stream breaks, so trades of the new connection that
         arrive before the "reconnected" event cannot move it past the bar where the drop happened.
         """
-        if hub != "market" or self.last_trade_ns is None:
+        if hub != "market":
+            return
+        known = self._known_until()
+        if known is None:
             return
         if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED):
             if self._gap_start_ns is None:
-                self._gap_start_ns = self.last_trade_ns
+                self._gap_start_ns = known
             self._first_live.update(self._series)  # the first bar after the gap may lack its start
             return
         if state != ConnectionState.RECONNECTED:
             return
-        gap_start = self._gap_start_ns if self._gap_start_ns is not None else self.last_trade_ns
+        gap_start = self._gap_start_ns if self._gap_start_ns is not None else known
         self._gap_start_ns = None
         self._first_live.update(self._series)
         for label, series in self._series.items():
             if series.forming_bucket is not None:
                 self._dirty[label].add(series.forming_bucket)
             self._spawn_refetch(label, series.timeframe.bucket(gap_start), None)
+
+    def _known_until(self) -> int | None:
+        """The last live trade's time; before any, the open of the newest bar loaded (a drop in
+        a quiet market must still be backfilled from where the bars end)."""
+        if self.last_trade_ns is not None:
+            return self.last_trade_ns
+        opens = [
+            series.forming_bucket if series.forming_bucket is not None else closed[0]
+            for series in self._series_list
+            if series.forming_bucket is not None or (closed := series.last_closed()) is not None
+        ]
+        return max(opens, default=None)
 
     def __repr__(self) -> str:
         tfs = ", ".join(self._series)

@@ -116,7 +116,8 @@ class Faults:
     def halt_market(self, contract_id: str | None = None) -> None:
         """Take `contract_id` (None = all) out of session, as outside trading hours: its market
         stream stops, `Order/place` answers OutsideTradingHours (code 5), closes are rejected
-        and resting orders do not fill, until `resume_market`."""
+        and resting orders do not fill, until `resume_market`. The simulated tape itself runs
+        on unseen (REST bars keep forming), unlike a real halt."""
         self._call(self._halt, contract_id, True)
 
     def resume_market(self, contract_id: str | None = None) -> None:

@@ -114,6 +114,32 @@ def test_upsert_backfill_replaces_gap_bars_and_keeps_forming():
     assert got == ref
 
 
+def test_backfill_after_a_quiet_reconnect_closes_the_stale_forming_bar():
+    """No live trade since the drop: the series still holds the bar that was forming then,
+    and the gateway's closed bars run past it. They all land, the stale bar is replaced by the
+    gateway's (closed) version, and the next trade opens a new bar after them."""
+    tf = Timeframe.parse("1min")
+    tape = random_tape(3000)
+    ref = reference_bars(tape, tf)
+    drop = ref[20][0]
+    series = BarSeries(tf)
+    for tr in tape:
+        if tf.bucket(tr[0]) > drop:
+            break
+        series.add_trade(*tr)  # up to a few trades into the bar forming at the drop
+    assert series.forming_bucket == drop
+    backfill = [b for b in ref if drop <= b[0] <= ref[30][0]]  # closed bars to "now"
+    series.upsert(*[np.array(c) for c in zip(*backfill, strict=True)])
+    assert series.forming_bucket is None
+    got = list(zip(*(col.tolist() for col in series.arrays()), strict=True))
+    assert got == ref[:31]
+    for tr in tape:
+        if tf.bucket(tr[0]) > ref[30][0]:
+            series.add_trade(*tr)
+    got = list(zip(*(col.tolist() for col in series.arrays()), strict=True))
+    assert got == ref
+
+
 def test_late_trade_folds_into_closed_bar():
     series = BarSeries("1min")
     series.add_trade(T0, 10.0, 1)

@@ -13,7 +13,7 @@ from projectx_lab.managers.data import RealtimeDataManager
 from projectx_lab.managers.timeframes import Timeframe
 from projectx_lab.sim import Simulator
 
-from ..conftest import sim_options
+from ..conftest import sim_options, wait_until
 
 TIMEOUT = 20.0
 FAST_RT = {"keepalive_interval": 0.2, "reconnect_initial": 0.05, "reconnect_max": 0.3}
@@ -94,6 +94,52 @@ async def test_dropped_market_hub_is_backfilled(rig) -> None:
         ours = closed_bars(dm, label)
         theirs = sim_bars(sim, dm.contract_id, Timeframe.parse(label), ours[0][0], ours[-1][0] + 1)
         assert ours == theirs, label
+    await dm.stop_realtime_feed()
+
+
+def all_bars(dm: RealtimeDataManager, label: str):
+    return list(zip(*(col.tolist() for col in dm.series(label).arrays()), strict=True))
+
+
+@pytest.mark.parametrize("traded_before_drop", [True, False])
+async def test_gap_in_a_quiet_market_is_backfilled(rig, traded_before_drop: bool) -> None:
+    """The market hub drops, trades go on unseen, and no trade arrives after the reconnect (a
+    halt): the backfill alone must bring every bar the gap hid, whether or not a live trade had
+    been seen before the drop; the bar forming at the drop is closed with the gateway's values."""
+    sim, client, rt = rig
+    states: list[tuple[str, str]] = []
+    changed = asyncio.Event()
+    rt.state_event += lambda hub, state: (states.append((hub, state.value)), changed.set())
+
+    async def state(want: str) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while ("market", want) not in states:
+                changed.clear()
+                await changed.wait()
+
+    dm = RealtimeDataManager("MNQ", client, rt, ["15s"], initial_bars=20)
+    await dm.initialize()
+    if not traded_before_drop:
+        sim.faults.halt_market()
+    await dm.start_realtime_feed()
+    if traded_before_drop:
+        await wait_bars(dm, "15s", 2)
+    sim.faults.block_hub("market")
+    sim.faults.drop_hub("market", "abort")
+    await state("reconnecting")
+    sim.faults.resume_market()
+    gap_from = sim.clock.now_ns()
+    await wait_until(lambda: sim.clock.now_ns() > gap_from + 90 * 10**9, TIMEOUT)  # 6 buckets
+    sim.faults.halt_market()  # nothing trades after the reconnect
+    sim.faults.unblock_hub("market")
+    await state("reconnected")
+    await dm.wait_until_backfilled()
+    ours = all_bars(dm, "15s")
+    assert ours[-1][0] >= gap_from + 60 * 10**9, "the gap's bars never arrived"
+    theirs = sim_bars(sim, dm.contract_id, Timeframe.parse("15s"), ours[0][0], ours[-1][0] + 1)
+    assert ours == theirs  # every bar, with the gateway's values; none left "forming"
+    assert dm.series("15s").forming_bucket is None
+    assert traded_before_drop or dm.trades_seen == 0  # bars came from the backfill alone
     await dm.stop_realtime_feed()
 
 
