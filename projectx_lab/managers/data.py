@@ -101,6 +101,8 @@ class RealtimeDataManager:
             if series.forming_bucket is not None:
                 self._dirty[label].add(series.forming_bucket)
         self._first_live.update(self._series)  # and so may the start of the first live bar
+        self.on_tick.open_streams()
+        self.on_new_bar.open_streams()
         self.realtime.trade_event += self._on_trades
         self.realtime.state_event += self._on_state
         await self.realtime.subscribe_market(

@@ -86,7 +86,10 @@ class ThreadHandoff:
         queue, consume = self._queue, self._consume
         while queue:
             item, stamp = queue.popleft()
-            consume(item, stamp)
+            try:
+                consume(item, stamp)
+            except Exception:  # one bad batch must not strand the rest of the queue
+                logger.exception("dropped a batch of hub records that could not be handled")
         self._room.set()
 
 
@@ -137,13 +140,14 @@ class Event(Generic[A, B]):
     runs as a task. Exceptions are logged (first one per callback with its traceback).
     """
 
-    __slots__ = ("_callbacks", "_failures", "_tasks", "name")
+    __slots__ = ("_callbacks", "_failures", "_streams_open", "_tasks", "name")
 
     def __init__(self, name: str, tasks: CallbackTasks) -> None:
         self.name = name
         self._tasks = tasks
         self._callbacks: tuple[Callback, ...] = ()
         self._failures: dict[Callback, int] = {}
+        self._streams_open = True
 
     def connect(self, callback: Callable[[A, B], Any]) -> Callable[[A, B], Any]:
         """Register `callback(a, b)`; returns it (usable as a decorator)."""
@@ -193,15 +197,25 @@ class Event(Generic[A, B]):
             logger.error("callback %r for %s has raised %d times", callback, self.name, count)
 
     def close_streams(self) -> None:
-        """End every `EventStream` attached to this event (their `async for` loops finish)."""
+        """End every `EventStream` attached to this event (their `async for` loops finish), and
+        any made later, until `open_streams()`: nothing will feed them."""
+        self._streams_open = False
         for callback in self._callbacks:
             owner = getattr(callback, "__self__", None)
             if isinstance(owner, EventStream):
                 owner.close()
 
+    def open_streams(self) -> None:
+        """Let `stream()` hand out live streams again (the source was restarted)."""
+        self._streams_open = True
+
     def stream(self, maxsize: int = 10_000) -> EventStream[A, B]:
-        """An async iterator of `(a, b)` tuples from now on, keeping at most `maxsize` unread."""
-        return EventStream(self, maxsize)
+        """An async iterator of `(a, b)` tuples from now on, keeping at most `maxsize` unread
+        (already ended when the source has stopped)."""
+        stream = EventStream(self, maxsize)
+        if not self._streams_open:
+            stream.close()
+        return stream
 
 
 class EventStream(Generic[A, B]):

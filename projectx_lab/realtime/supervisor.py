@@ -379,6 +379,9 @@ class HubSupervisor:
         self._clock.frame_ns = arrival_ns
         routes = self._routes
         data = False
+        # A connection already judged lost may still drain frames (signalrcore's thread): its
+        # events must not land on state that is being re-snapshotted for the next connection.
+        dead = bool(holder) and holder[0].lost.done()
         for record in records:
             try:
                 kind = record["type"]
@@ -386,9 +389,14 @@ class HubSupervisor:
                 self._on_malformed("record without a message type", excerpt(repr(record)))
                 continue
             if kind == 1:
+                if dead:
+                    continue
                 data = True
                 target = record.get("target")
-                route = routes.get(target)  # type: ignore[arg-type]
+                if not isinstance(target, str):
+                    self._on_malformed("invocation without a string target", excerpt(repr(record)))
+                    continue
+                route = routes.get(target)
                 if route is None:
                     self._warn_once(f"target:{target}", f"{self.hub} hub: ignored event {target!r}")
                     continue

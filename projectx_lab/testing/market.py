@@ -109,6 +109,7 @@ def malformed_frames(contract_id: str, account_id: int) -> dict[str, list[tuple[
         "market": [
             ("bad json", '{"type":1,"target":"GatewayTrade","arguments":[' + RS),
             ("not a record", "[1,2,3]" + RS),
+            ("target not a string", '{"type":1,"target":["GatewayQuote"],"arguments":[]}' + RS),
             ("unknown target", _record("GatewayNews", contract_id, {"headline": "?"})),
             ("missing arguments", _record("GatewayTrade", contract_id)),
             ("trade without price", _record("GatewayTrade", contract_id, [{"volume": 1}])),
@@ -238,6 +239,7 @@ async def malformed_stream(rig: Rig, rounds: int = 3) -> MalformedReport:
         "bad json": "invalid JSON",
         "not a record": "record without a message type",
         "unknown target": "ignored event",
+        "target not a string": "invocation without a string target",
         "missing arguments": "malformed GatewayTrade",
         "trade without price": "malformed GatewayTrade",
         "depth with text size": "malformed GatewayDepth",

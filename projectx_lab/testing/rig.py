@@ -35,6 +35,7 @@ class RigOptions:
     timeframes: tuple[str, ...] = ("15sec", "1min")
     initial_bars: int = 20
     stale_after: float | None = 5.0
+    transport: str = "signalrcore"
     client: dict[str, Any] = field(default_factory=dict)
     sim: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +146,7 @@ class Rig:
                 timeframes=self.options.timeframes,
                 initial_bars=self.options.initial_bars,
                 realtime_options=self.options.realtime(),
+                transport=self.options.transport,
             )
             self.suite.orders.child_timeout = 0.5
             self.states = StateLog(self.suite.realtime)

@@ -3,11 +3,14 @@ streams continue without a reconnect; extra fields pass through."""
 
 from __future__ import annotations
 
+import pytest
+
 from projectx_lab.testing import market
 
 
-async def test_malformed_frames_are_logged_once_and_skipped(make_rig) -> None:
-    rig = await make_rig()
+@pytest.mark.parametrize("transport", ["signalrcore", "native"])
+async def test_malformed_frames_are_logged_once_and_skipped(make_rig, transport: str) -> None:
+    rig = await make_rig(transport=transport)
     report = await market.malformed_stream(rig, rounds=3)
     kinds = sum(len(frames) for frames in market.malformed_frames("C", 1).values())
     assert report.frames == 3 * kinds

@@ -159,6 +159,19 @@ async def test_handoff_close_releases_a_waiting_socket_thread() -> None:
     assert not thread.is_alive(), "close() left the transport thread blocked"
 
 
+async def test_a_stream_made_after_its_source_stopped_ends_instead_of_hanging() -> None:
+    event: Event[str, int] = Event("tick", CallbackTasks())
+    event.close_streams()  # the manager or client behind it stopped
+    async with asyncio.timeout(2):
+        assert [item async for item in event.stream()] == []
+    event.open_streams()  # restarted: streams are live again
+    stream = event.stream()
+    event.emit("X", 1)
+    async with asyncio.timeout(2):
+        assert await anext(stream) == ("X", 1)
+    stream.close()
+
+
 async def test_event_runs_sync_and_async_callbacks_and_survives_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
