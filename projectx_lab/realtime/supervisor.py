@@ -128,6 +128,7 @@ class HubSupervisor:
         self._transport: Transport | None = None
         self._token_used: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None  # a lost transport being torn down
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._next_id = 0
         self._sync_lock = asyncio.Lock()
@@ -169,6 +170,9 @@ class HubSupervisor:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
+        stopping, self._stopping = self._stopping, None
+        if stopping is not None:  # the cancelled task was tearing a lost connection down
+            await asyncio.wait({stopping})
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.stop()
@@ -248,10 +252,19 @@ class HubSupervisor:
             logger.warning("%s hub connection lost (%s); reconnecting", self.hub, reason)
             self._set_state(ConnectionState.RECONNECTING, ConnectionState.RECONNECTING)
             self._transport = None
-            await transport.stop()
+            await self._stop_fully(transport)
             transport = await self._reopen()
             self.reconnects += 1
             self._set_state(ConnectionState.CONNECTED, ConnectionState.RECONNECTED)
+
+    async def _stop_fully(self, transport: Transport) -> None:
+        """Stop `transport` to the end even if this task is cancelled meanwhile (a `close()`
+        during the teardown then waits for it): a half-run stop leaks its socket and threads."""
+        stopping = asyncio.ensure_future(transport.stop())
+        self._stopping = stopping
+        await asyncio.shield(stopping)
+        if self._stopping is stopping:
+            self._stopping = None
 
     async def _reopen(self) -> Transport:
         attempt = 0
