@@ -22,6 +22,7 @@ from time import perf_counter_ns
 from typing import Any, NamedTuple
 
 from .redact import excerpt, logger, redact, remember_secret
+from .staleness import StaleWatch
 from .transport import (
     HubInvocationError,
     HubUnauthorizedError,
@@ -134,7 +135,7 @@ class HubSupervisor:
         self._sync_lock = asyncio.Lock()
         self._warned: set[str] = set()
         self._rng = random.Random()
-        self._stale_factor = 1
+        self._stale = StaleWatch(options.stale_after) if options.stale_after is not None else None
         limits = [options.keepalive_interval, options.server_timeout]
         if options.stale_after is not None:
             limits.append(options.stale_after)
@@ -296,7 +297,9 @@ class HubSupervisor:
         timeout_ns = int(options.server_timeout * _NS)
         ping_every_ns = int(options.keepalive_interval * _NS)
         next_ping = perf_counter_ns() + ping_every_ns
-        opened_ns = perf_counter_ns()
+        stale = self._stale
+        if stale is not None:
+            stale.connected(perf_counter_ns())
         while True:
             await asyncio.wait({lost}, timeout=self._tick)
             if lost.done():
@@ -304,14 +307,9 @@ class HubSupervisor:
             now = perf_counter_ns()
             if now - transport.last_frame_ns > timeout_ns:
                 return f"no frame from the server for {options.server_timeout:g}s"
-            if self._expects_data is not None and self._expects_data():
-                if self.last_data_ns > opened_ns:
-                    self._stale_factor = 1
-                stale_ns = int(options.stale_after * self._stale_factor * _NS)  # type: ignore[operator]
-                quiet = now - max(self.last_data_ns, opened_ns)
-                if quiet > stale_ns:
-                    if self.last_data_ns <= opened_ns:  # silent since connect: back off
-                        self._stale_factor = min(self._stale_factor * 2, 32)
+            if stale is not None and self._expects_data is not None and self._expects_data():
+                quiet = stale.check(now, self.last_data_ns)
+                if quiet is not None:
                     return f"no market data for {quiet / _NS:.1f}s while subscribed (stale stream)"
             if now >= next_ping:
                 next_ping = now + ping_every_ns
