@@ -192,12 +192,15 @@ class ProjectXRealtimeClient:
             return
         self._closed = True
         hubs = [h for h in (self._user, self._market) if h is not None]
-        await asyncio.gather(*(hub.close() for hub in hubs))
+        outcomes = await asyncio.gather(*(hub.close() for hub in hubs), return_exceptions=True)
         await self._tasks.close(grace=0.1)
         for event in self._events().values():
             event.close_streams()
         if self._http is not None:
             await self._http.aclose()
+        for outcome in outcomes:  # surfaced only once everything else has been released
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _supervisor(self, hub: str, url: str, options: SupervisorOptions) -> HubSupervisor:
         assert self._http is not None
