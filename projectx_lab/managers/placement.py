@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from projectx_lab.client.errors import ProjectXError, ValidationError
-from projectx_lab.client.models import Instrument, Order, OrderSide, OrderType, PlaceOrderResult
+from projectx_lab.client.models import (
+    Instrument,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PlaceOrderResult,
+)
 from projectx_lab.client.orders import new_custom_tag
 
 from .brackets import BracketOrderResult, build_legs
@@ -37,6 +45,8 @@ if TYPE_CHECKING:
     from .prices import LivePrices
 
 MAX_TRAIL_TICKS = 1000
+
+logger = logging.getLogger("projectx_lab.orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +284,7 @@ class OrderPlacement:
                 stop_loss=legs.stop_loss,
                 take_profit=legs.take_profit,
             )
-            children = await self._find_children(result.order_id, waiters)
+            children = await self._find_children(result.order_id, instrument.id, waiters)
         finally:
             for key, waiter in waiters.items():
                 self.tracker.discard(key, waiter)
@@ -299,9 +309,10 @@ class OrderPlacement:
         )
 
     async def _find_children(
-        self, entry_id: int, waiters: dict[str, asyncio.Future[Order]]
+        self, entry_id: int, contract_id: str, waiters: dict[str, asyncio.Future[Order]]
     ) -> dict[str, Order]:
-        """Bracket children by tag: from the stream (event-driven, `child_timeout`), else REST."""
+        """Bracket children by tag: from the stream (event-driven, `child_timeout`), else REST;
+        what cannot be found is left out (logged), never raised."""
         found: dict[str, Order] = {}
         if not waiters:
             return found
@@ -312,17 +323,36 @@ class OrderPlacement:
         if len(found) < len(waiters):
             missing = set(waiters) - set(found)
             try:
-                page = await self.project_x.query_orders(
-                    account_id=self.account_id, page_size=50, sort_by="id", sort_direction="desc"
+                rows = await self._recent_orders(contract_id)
+            except ProjectXError as exc:  # the entry is placed: never raise (a retry would
+                logger.warning(  # place a second one); the legs stay unnamed in the result
+                    "bracket entry %s is placed but its legs could not be looked up (%s); "
+                    "see search_open_orders()",
+                    entry_id,
+                    exc,
                 )
-                rows = page.orders
-            except ProjectXError:  # `Order/v2/query` is swagger-only: fall back to the window
-                rows = await self.project_x.search_orders(account_id=self.account_id)
+                return found
             for order in rows:
                 if order.custom_tag in missing and order.parent_order_id == entry_id:
                     self._apply(order)
                     found[order.custom_tag] = order
         return found
+
+    async def _recent_orders(self, contract_id: str) -> list[Order]:
+        """The account's newest orders on `contract_id` in every status (suspended legs of an
+        unfilled entry included, which `Order/v2/query` leaves out unless asked)."""
+        try:
+            page = await self.project_x.query_orders(
+                account_id=self.account_id,
+                contract_id=contract_id,
+                statuses=list(OrderStatus),
+                page_size=50,
+                sort_by="id",
+                sort_direction="desc",
+            )
+            return page.orders
+        except ProjectXError:  # `Order/v2/query` is swagger-only: fall back to the window
+            return await self.project_x.search_orders(account_id=self.account_id)
 
     async def _place(
         self,

@@ -355,6 +355,53 @@ async def test_bracket_limit_entry_children_are_tracked_while_suspended(rig: Rig
     assert rig.om.working_orders() == []
 
 
+async def user_hub_down(rig: Rig) -> None:
+    """Drop the user hub and keep it down: order events stop reaching the manager."""
+    down = asyncio.Event()
+    rig.rt.state_event += lambda hub, state: (
+        down.set() if hub == "user" and state == ConnectionState.RECONNECTING else None
+    )
+    rig.sim.faults.block_hub("user")
+    assert rig.sim.faults.drop_hub("user") == 1
+    await asyncio.wait_for(down.wait(), 5)
+
+
+async def test_bracket_legs_are_found_by_rest_while_the_stream_is_down(rig: Rig) -> None:
+    rig.om.child_timeout = 0.2
+    entry_price = await rig.last() - 200 * Q
+    await user_hub_down(rig)
+    result = await rig.om.place_bracket_order(
+        "MNQ", "buy", 1, "limit", float(entry_price), stop_loss_ticks=8, take_profit_ticks=8
+    )
+    assert result.stop_order_id is not None and result.target_order_id is not None
+    assert result.stop is not None and result.stop.status == OrderStatus.SUSPENDED  # gotcha 13
+    rig.sim.faults.unblock_hub("user")
+    await rig.px.cancel_order(result.entry_order_id)
+
+
+async def test_a_placed_bracket_is_returned_even_when_its_legs_cannot_be_looked_up(
+    rig: Rig,
+) -> None:
+    """Raising after the entry went in would invite a retry: a second entry (gotcha 18)."""
+    rig.om.child_timeout = 0.2
+    await rig.last()
+    await user_hub_down(rig)
+    rig.sim.faults.fail_next("/api/Order/v2/query", 1, 400)
+    rig.sim.faults.fail_next("/api/Order/search", 10, 503)
+    placed = rig.sim.request_count("/api/Order/place")
+    result = await rig.om.place_bracket_order(
+        "MNQ", "buy", 1, stop_loss_ticks=400, take_profit_ticks=400
+    )
+    assert result.entry_order_id > 0 and result.stop_order_id is None
+    assert rig.sim.request_count("/api/Order/place") == placed + 1
+    rig.sim.faults.clear()
+    (position,) = await rig.px.search_open_positions()
+    assert position.size == 1  # the entry is live, exactly once
+    await rig.px.close_position("MNQ")
+    for order in await rig.px.search_open_orders():
+        await rig.px.cancel_order(order.id)
+
+
 async def test_flatten_cancels_the_orphans_close_leaves_behind(rig: Rig) -> None:
     result = await rig.om.place_bracket_order(
         "MNQ", "sell", 1, stop_loss_ticks=200, take_profit_ticks=200
