@@ -168,6 +168,9 @@ class OrderManager(AccountStream, OrderPlacement):
             snapped[name] = snap_order_price(
                 value, instrument.tick_size, current.type, current.side, name
             )
+        if "trail_price" in snapped:  # a level, checked as on placement: modify caps nothing
+            await self._last_price(instrument.id)
+            self._check_trail_level(instrument, current.side, snapped["trail_price"])
         if qty is not None and qty > current.size and self.pre_place_checks:
             added = qty - current.size  # more exposure: checked like a placement of the extra
             await self._run_checks(

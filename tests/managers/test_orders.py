@@ -276,6 +276,8 @@ async def test_trailing_stop_by_ticks_and_by_level(rig: Rig) -> None:
         await rig.om.place_trailing_stop_order("MNQ", "sell", 1, 10.0)  # a distance by mistake
     with pytest.raises(ValidationError, match=r"trail_price .* or trail_ticks"):
         await rig.om.place_trailing_stop_order("MNQ", "sell", 1)
+    with pytest.raises(ValidationError, match="not a distance"):  # the gateway would accept it
+        await rig.om.modify_order(order, trail_price=10.0)
     assert rig.mutations() == before
     await rig.om.flatten("MNQ")
 
