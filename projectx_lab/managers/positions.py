@@ -19,7 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from projectx_lab.client.errors import PositionNotFoundError, ProjectXError, ValidationError
-from projectx_lab.client.models import Instrument, Position, PositionType, Trade, to_decimal
+from projectx_lab.client.models import (
+    Instrument,
+    OrderSide,
+    Position,
+    PositionType,
+    Trade,
+    to_decimal,
+)
 from projectx_lab.realtime.dispatch import Event
 from projectx_lab.realtime.supervisor import ConnectionState
 
@@ -232,8 +239,10 @@ class PositionManager(AccountStream):
         return FlattenResult(contract_id, closed, cancelled)
 
     async def partially_close_position(self, contract: str | Instrument, size: int) -> Position:
-        """Reduce the position by `size` contracts at market (brackets are not resized by the
-        gateway); returns the position after the fill. Size checked against the position."""
+        """Reduce the position by `size` contracts at market; returns the position after the
+        fill. The gateway resizes no bracket leg, so working exit orders (the other side)
+        larger than what remains are shrunk to it, lest a stop fill flip the position; closing
+        all of it is a `close_position` (its orphaned legs are cancelled)."""
         qty = parse_size(size)
         await self.initialize()
         contract_id = await self._contract_id(contract)
@@ -251,12 +260,43 @@ class PositionManager(AccountStream):
         start = position.size
         done = self._waiter(contract_id, lambda p: p.size != start)
         try:
-            await self.project_x.partial_close_position(
-                contract_id, qty, account_id=self.account_id
-            )
-            return await self._settle(done)
+            if qty == start:
+                await self.close_position(contract_id)
+            else:
+                await self.project_x.partial_close_position(
+                    contract_id, qty, account_id=self.account_id
+                )
+            after = await self._settle(done)
         finally:
             self._drop_waiter(done)
+        if 0 < after.size < start:
+            await self._shrink_exits(contract_id, after)
+        return after
+
+    async def _shrink_exits(self, contract_id: str, position: Position) -> None:
+        """Working orders that would close more than `position` holds are cut down to it."""
+        exit_side = OrderSide.SELL if position.type == PositionType.LONG else OrderSide.BUY
+        rows = await self.project_x.search_open_orders(account_id=self.account_id)
+        too_big = [
+            o for o in rows
+            if o.contract_id == contract_id and o.side == exit_side
+            and o.size - o.fill_volume > position.size
+        ]  # fmt: skip
+        for order in too_big:
+            size = order.fill_volume + position.size  # what is left to fill = the position
+            try:
+                if self.order_manager is not None:
+                    await self.order_manager.modify_order(order.id, size=size)
+                else:
+                    await self.project_x.modify_order(
+                        order.id, size=size, account_id=self.account_id
+                    )
+            except ProjectXError as exc:
+                raise ProjectXError(
+                    f"the position on {contract_id} is now {position.size}, but exit order "
+                    f"{order.id} still closes {order.size - order.fill_volume} ({exc}); resize "
+                    "or cancel it before it fills"
+                ) from exc
 
     async def close_all_positions(
         self, *, cancel_orphans: bool = True

@@ -15,7 +15,7 @@ import pytest
 
 from projectx_lab import ProjectX
 from projectx_lab.client.errors import PositionNotFoundError, ValidationError
-from projectx_lab.client.models import Position, PositionType
+from projectx_lab.client.models import OrderStatus, Position, PositionType
 from projectx_lab.managers.alerts import AlertBook, PnLAlert, PriceAlert
 from projectx_lab.managers.orders import OrderManager
 from projectx_lab.managers.pnl import Peak, unrealized_pnl
@@ -231,6 +231,28 @@ async def test_partial_close_and_its_bad_input(rig: Rig) -> None:
     after = await rig.pm.partially_close_position("MNQ", 2)
     assert after.size == 1 and after.type == PositionType.LONG
     assert [p.size for p in await rig.px.search_open_positions()] == [1]
+
+
+async def test_partial_close_shrinks_the_bracket_legs_and_a_full_one_cancels_them(
+    rig: Rig,
+) -> None:
+    """The gateway leaves bracket legs at their size: a stop for 2 on a 1-lot would flip the
+    account short when it fires. The legs follow the position down; closing all of it through
+    `partially_close_position` leaves no orphan."""
+    bracket = await rig.om.place_bracket_order(
+        "MNQ", "buy", 2, stop_loss_ticks=300, take_profit_ticks=300
+    )
+    await rig.om.wait_for_fill(bracket, timeout=5)
+    for leg in (bracket.stop_order_id, bracket.target_order_id):
+        await rig.om.wait_for_status(leg, OrderStatus.OPEN, timeout=5)  # type: ignore[arg-type]
+    after = await rig.pm.partially_close_position("MNQ", 1)
+    assert after.size == 1
+    legs = {o.id: o.size for o in await rig.px.search_open_orders()}
+    assert legs == {bracket.stop_order_id: 1, bracket.target_order_id: 1}
+    flat = await rig.pm.partially_close_position("MNQ", 1)
+    assert flat.size == 0
+    assert await rig.px.search_open_positions() == []
+    assert await rig.px.search_open_orders() == []  # the legs went with the position
 
 
 async def test_close_all_positions_without_an_order_manager(
