@@ -269,9 +269,12 @@ class OrderMethods(TradingBase):
         order = await self._poll(probe, patience=trail is None)
         if order is not None and not order.is_terminal:
             return
-        if order is not None:
+        if order is not None and trail is None:
+            if applied(order):  # it took, and then the order ended (a marketable price filled)
+                return
             raise OrderRejectedError(
-                f"order {oid} is {_status_name(order)}; the modify had no effect",
+                f"order {oid} is {_status_name(order)} with its old values; the modify had no "
+                "effect",
                 order_id=oid,
                 endpoint=MODIFY,
             ) from cause

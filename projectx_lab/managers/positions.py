@@ -25,6 +25,7 @@ from projectx_lab.client.models import (
     Position,
     PositionType,
     Trade,
+    as_utc,
     to_decimal,
 )
 from projectx_lab.realtime.dispatch import Event
@@ -74,7 +75,7 @@ class PositionManager(AccountStream):
     ) -> None:
         super().__init__(project_x, realtime_client, account_id, price_source)
         self.order_manager = order_manager
-        self.since = since
+        self.since = None if since is None else as_utc(since, "since")  # naive means UTC
         self.settle_timeout = settle_timeout
         self.price_timeout = price_timeout
         self.on_position_update: Event[Position, Position | None] = Event(

@@ -227,6 +227,23 @@ async def test_swallowed_cancel_and_modify_are_confirmed_by_reading_back(sim, ma
     assert sim.request_count(MODIFY) == sim.request_count(CANCEL) == 1
 
 
+async def test_a_swallowed_modify_that_filled_the_order_is_reported_applied(sim, make_client):
+    """A marketable new price fills the order at once; the read-back sees it finished with the
+    new price: the modify worked, whatever the order did next."""
+    client = await make_client(sim, timeout=0.5)
+    await client.authenticate()
+    price = await far_bid(client, sim)
+    placed = await client.place_order("MNQ", side="buy", size=1, type="limit", limit_price=price)
+    through = price + 2_000  # far above the ask: fills on arrival
+    sim.faults.swallow_next(MODIFY)
+    await client.modify_order(placed.order_id, limit_price=through)
+    order = await client.get_order(placed.order_id)
+    assert order.status == OrderStatus.FILLED and order.limit_price == through
+    (position,) = await client.search_open_positions()
+    assert position.size == 1
+    await client.close_position("MNQ")
+
+
 async def test_cancel_5xx_with_order_still_working_is_unknown(client, sim):
     placed = await client.place_order(
         "MNQ", side="buy", size=1, type="limit", limit_price=await far_bid(client, sim)

@@ -409,3 +409,16 @@ async def test_close_leaves_no_tasks_behind(make_sim: Callable[..., Awaitable[Si
     leftover.discard(asyncio.current_task())  # type: ignore[arg-type]
     assert leftover == set()
     assert "closed" in repr(pm) and "closed" in repr(om)
+
+
+async def test_a_naive_since_is_taken_as_utc(rig: Rig) -> None:
+    await rig.buy(1)
+    await rig.position_is(rig.mnq, 1)
+    naive = datetime.fromtimestamp(rig.sim.clock.now_ns() / 1e9, UTC) - timedelta(hours=1)
+    pm = PositionManager(rig.px, rig.rt, since=naive.replace(tzinfo=None))
+    await pm.initialize()  # compared with the gateway's aware times: no TypeError
+    try:
+        assert pm.since == naive and (await pm.get_portfolio_pnl()).trades == 1
+    finally:
+        await pm.close()
+    await rig.pm.close_position("MNQ")
