@@ -95,6 +95,7 @@ class PositionManager(AccountStream):
         self.fees = ZERO
         self.commissions = ZERO
         self.balance: Decimal | None = None
+        self._balance_events = 0  # account events seen: a REST read older than one loses
         self._net_realized_f = 0.0
         self._upnl_total = 0.0
         self.equity = Peak()
@@ -499,6 +500,7 @@ class PositionManager(AccountStream):
             return
         balance = to_decimal(data.get("balance"))
         if balance is not None:
+            self._balance_events += 1
             self.balance = balance
             self._update_equity()
 
@@ -534,7 +536,11 @@ class PositionManager(AccountStream):
         self._check_pnl()
 
     async def _load_balance(self) -> None:
-        for account in await self.project_x.list_accounts():
+        mark = self._balance_events
+        accounts = await self.project_x.list_accounts()
+        if self._balance_events != mark:
+            return  # the hub announced a balance while REST was answering: it is newer
+        for account in accounts:
             if account.id == self.account_id and account.balance is not None:
                 self.balance = account.balance
                 self._update_equity()
