@@ -37,7 +37,7 @@ from .pricing import parse_price, parse_size, parse_ticks, snap_order_price
 logger = logging.getLogger("projectx_lab.orders")
 _LIMIT_TYPES = (OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK)
 _PRICE_FIELDS = {
-    "limit_price": _LIMIT_TYPES,
+    "limit_price": (*_LIMIT_TYPES, OrderType.STOP_LIMIT),
     "stop_price": (OrderType.STOP, OrderType.STOP_LIMIT),
     "trail_price": (OrderType.TRAILING_STOP,),
 }
@@ -165,8 +165,9 @@ class OrderManager(AccountStream, OrderPlacement):
                 raise ValidationError(
                     f"{name} does not apply to order {current.id} ({_type(current)})"
                 )
-            snapped[name] = snap_order_price(
-                value, instrument.tick_size, current.type, current.side, name
+            kind = OrderType.LIMIT if name == "limit_price" else current.type  # a stop-limit's
+            snapped[name] = snap_order_price(  # limit snaps like a limit, its stop like a stop
+                value, instrument.tick_size, kind, current.side, name
             )
         if "trail_price" in snapped:  # a level, checked as on placement: modify caps nothing
             await self._last_price(instrument.id)

@@ -282,6 +282,18 @@ async def test_trailing_stop_by_ticks_and_by_level(rig: Rig) -> None:
     await rig.om.flatten("MNQ")
 
 
+async def test_a_stop_limits_limit_is_modified_and_snapped_like_a_limit(rig: Rig) -> None:
+    stop = await rig.last() + 200 * Q
+    placed = await rig.px.place_order(
+        "MNQ", side="buy", size=1, type=OrderType.STOP_LIMIT, stop_price=stop,
+        limit_price=stop + 4 * Q,
+    )  # fmt: skip
+    await rig.om.wait_for_status(placed.order_id, OrderStatus.OPEN, timeout=5)
+    moved = await rig.om.modify_order(placed.order_id, limit_price=float(stop + 8 * Q) + 0.1)
+    assert moved.limit_price == stop + 8 * Q  # a buy limit snaps down, never up
+    await rig.om.cancel_order(placed.order_id)
+
+
 # ---------------------------------------------------------------------------- brackets
 
 
