@@ -255,7 +255,8 @@ class OrderManager(AccountStream, OrderPlacement):
     ) -> FlattenResult:
         """Close the position on `contract` at market, then cancel every order still working on
         it (the gateway leaves bracket legs and stops behind, gotcha 14) unless
-        `cancel_orphans=False`. Closing first keeps the stops in place if the close fails."""
+        `cancel_orphans=False`. Closing first keeps the stops in place if the close fails; a
+        leg that fills in between (opening a new position) is closed too."""
         await self.initialize()
         instrument = await self._instrument(contract)
         try:
@@ -263,7 +264,15 @@ class OrderManager(AccountStream, OrderPlacement):
             closed = True
         except PositionNotFoundError:
             closed = False
-        cancelled = await self.cancel_all_orders(instrument) if cancel_orphans else CancelResult()
+        if not cancel_orphans:
+            return FlattenResult(instrument.id, closed, CancelResult())
+        cancelled = await self.cancel_all_orders(instrument)
+        rows = await self.project_x.search_open_positions(account_id=self.account_id)
+        if any(p.contract_id == instrument.id and p.size for p in rows):
+            # a leg filled between the close and the sweep and opened a new position
+            logger.warning("%s: an exit order filled during flatten; closing again", instrument.id)
+            await self.project_x.close_position(instrument, account_id=self.account_id)
+            closed = True
         return FlattenResult(instrument.id, closed, cancelled)
 
     async def close_position(
