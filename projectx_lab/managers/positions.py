@@ -100,6 +100,7 @@ class PositionManager(AccountStream):
         self._upnl_total = 0.0
         self.equity = Peak()
         self._background: set[asyncio.Task[Any]] = set()
+        self._reconciling: asyncio.Task[Any] | None = None
 
     def __repr__(self) -> str:
         held = ", ".join(f"{c} {p.signed_size:+d}" for c, p in self._positions.items()) or "flat"
@@ -506,7 +507,10 @@ class PositionManager(AccountStream):
 
     def _on_state(self, hub: str, state: ConnectionState) -> None:
         if hub == "user" and state == ConnectionState.RECONNECTED and not self._closed:
-            self._spawn(self.reconcile())
+            running = self._reconciling
+            if running is not None and not running.done():
+                running.cancel()  # its reads may predate this reconnect: the new one supersedes
+            self._reconciling = self._spawn(self.reconcile())
 
     async def reconcile(self) -> None:
         """Reload missed fills and the balance, then positions, by REST (run after reconnects).
@@ -547,10 +551,11 @@ class PositionManager(AccountStream):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
