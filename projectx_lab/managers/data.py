@@ -386,11 +386,12 @@ class RealtimeDataManager:
         a quiet market must still be backfilled from where the bars end)."""
         if self.last_trade_ns is not None:
             return self.last_trade_ns
-        opens = [
-            series.forming_bucket if series.forming_bucket is not None else closed[0]
-            for series in self._series_list
-            if series.forming_bucket is not None or (closed := series.last_closed()) is not None
-        ]
+        opens = []
+        for series in self._series_list:
+            if series.forming_bucket is not None:
+                opens.append(series.forming_bucket)
+            elif (closed := series.last_closed()) is not None:
+                opens.append(closed[0])
         return max(opens, default=None)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ working orders the gateway leaves behind on that contract (gotcha 14).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,9 +166,8 @@ class OrderManager(AccountStream, OrderPlacement):
                 raise ValidationError(
                     f"{name} does not apply to order {current.id} ({_type(current)})"
                 )
-            kind = OrderType.LIMIT if name == "limit_price" else current.type  # a stop-limit's
-            snapped[name] = snap_order_price(  # limit snaps like a limit, its stop like a stop
-                value, instrument.tick_size, kind, current.side, name
+            snapped[name] = snap_order_price(
+                value, instrument.tick_size, current.type, current.side, name
             )
         if "trail_price" in snapped:  # a level, checked as on placement: modify caps nothing
             await self._last_price(instrument.id)
@@ -271,7 +271,8 @@ class OrderManager(AccountStream, OrderPlacement):
         if any(p.contract_id == instrument.id and p.size for p in rows):
             # a leg filled between the close and the sweep and opened a new position
             logger.warning("%s: an exit order filled during flatten; closing again", instrument.id)
-            await self.project_x.close_position(instrument, account_id=self.account_id)
+            with contextlib.suppress(PositionNotFoundError):  # it closed by itself meanwhile
+                await self.project_x.close_position(instrument, account_id=self.account_id)
             closed = True
         return FlattenResult(instrument.id, closed, cancelled)
 

@@ -9,6 +9,7 @@ through it:
 | sell limit                   | ceil     | never sell for less than asked               |
 | buy stop / buy trailing stop | ceil     | a stop above the market triggers no earlier  |
 | sell stop / sell trailing    | floor    | a stop below the market triggers no earlier  |
+| stop-limit                   | its stop price as a stop, its limit price as a limit    |
 
 A price already on the grid (within 1e-9 of a tick, so float noise like 0.30000000000000004
 counts as 0.3) is kept as is. Prices are `Decimal` multiples of the tick size.
@@ -95,10 +96,14 @@ def from_ticks(ticks: int, tick_size: Decimal | float) -> Decimal:
     return Decimal(int(price)) if price == price.to_integral_value() else price.normalize()
 
 
-def rounding_for(order_type: int, side: int) -> str:
-    """Direction of the snap for an order (see the module table): FLOOR or CEIL."""
+def rounding_for(order_type: int, side: int, field: str = "") -> str:
+    """Direction of the snap for an order's price `field` (see the module table): FLOOR or
+    CEIL."""
     buy = side == OrderSide.BUY
-    if order_type in (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT):
+    stop_like = order_type in (OrderType.STOP, OrderType.TRAILING_STOP) or (
+        order_type == OrderType.STOP_LIMIT and field != "limit_price"
+    )
+    if stop_like:
         return CEIL if buy else FLOOR
     return FLOOR if buy else CEIL
 
@@ -117,5 +122,6 @@ def snap_price(
 def snap_order_price(
     value: Any, tick_size: Decimal | float, order_type: int, side: int, what: str = "price"
 ) -> Decimal:
-    """Validate and snap an order's limit/stop/trail price the direction-aware way."""
-    return snap_price(value, tick_size, rounding_for(order_type, side), what)
+    """Validate and snap an order's limit/stop/trail price the direction-aware way (`what`
+    names the field: a stop-limit's `limit_price` snaps like a limit)."""
+    return snap_price(value, tick_size, rounding_for(order_type, side, what), what)

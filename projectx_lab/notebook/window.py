@@ -63,11 +63,6 @@ class BarWindow:
         """The series `version` as of the last read."""
         return self._version
 
-    @property
-    def in_sync(self) -> bool:
-        """True when the series has not changed since the last read."""
-        return self._version == self.series.version
-
     def read(self) -> tuple[np.ndarray, ...]:
         """(t, o, h, l, c, v) of the window now, oldest first, forming bar last: O(window).
 

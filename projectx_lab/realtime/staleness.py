@@ -3,10 +3,10 @@ while data stops).
 
 The threshold is `stale_after` times a factor. Each stale verdict doubles the factor; a window
 four thresholds long in which the stream never went quiet for half the threshold halves it
-again (one short window is too small a sample of a bursty tape). A
-thin contract (trades a minute apart, a quiet night session) so settles on a threshold that
-fits its own gaps, instead of forcing a rebuild, and a history re-read, every `stale_after`;
-a busy one returns to the base threshold soon after a real freeze.
+again (one short window is too small a sample of a bursty tape). A thin contract (trades a
+minute apart, a quiet night session) so settles on a threshold that fits its own gaps instead
+of forcing a rebuild, and a history re-read, every `stale_after`; a busy one returns to the
+base threshold soon after a real freeze.
 """
 
 from __future__ import annotations

@@ -62,6 +62,14 @@ def test_snapping_is_direction_aware(
     assert snap_order_price(price, Q, order_type, side) == Decimal(expected)
 
 
+def test_a_stop_limit_snaps_its_stop_like_a_stop_and_its_limit_like_a_limit() -> None:
+    buy = OrderSide.BUY
+    assert snap_order_price(100.30, Q, OrderType.STOP_LIMIT, buy, "stop_price") == Decimal("100.5")
+    assert snap_order_price(100.30, Q, OrderType.STOP_LIMIT, buy, "limit_price") == Decimal(
+        "100.25"
+    )
+
+
 def test_float_noise_is_not_a_tick() -> None:
     noisy = 0.1 * 3  # 0.30000000000000004
     assert snap_price(noisy, Decimal("0.1"), CEIL) == Decimal("0.3")
