@@ -910,10 +910,10 @@ class Broker:
                         moved.append(order)
             if best >= n:
                 break
-            price, ts = int(prices[best]), int(stamps[best]) // _WIRE_NS * _WIRE_NS
+            price, stamp = int(prices[best]), int(stamps[best])
             for order in sorted(hits, key=attrgetter("id")):
                 if order.status == OrderStatus.OPEN:
-                    self._trigger(order, price, ts)
+                    self._trigger(order, price, stamp)
             start = best + 1
         for order in moved:
             if order.status == OrderStatus.OPEN:
@@ -997,14 +997,16 @@ class Broker:
             order.extreme, order.stop_ticks = high, high - dist
         return True
 
-    def _trigger(self, order: Order, price: int, ts: int) -> None:
-        """Fill a limit at its price, or fire a stop at the book in force at `ts`."""
+    def _trigger(self, order: Order, price: int, stamp: int) -> None:
+        """Fill a limit at its price, or fire a stop at the book the triggering trade (at
+        `stamp`, exact) left behind; the fill is recorded at wire resolution."""
+        ts = stamp // _WIRE_NS * _WIRE_NS
         kind = order.type
         if kind in LIMIT_LIKE or (kind == OrderType.STOP_LIMIT and order.triggered):
             self._execute(order, [(order.limit_ticks or price, order.remaining)], ts)
             return
         buy = order.side == BUY
-        book = self._markets.book(order.contract_id, ts)
+        book = self._markets.book(order.contract_id, stamp)
         levels = book.asks if buy else book.bids
         if kind == OrderType.STOP_LIMIT:
             order.triggered = True

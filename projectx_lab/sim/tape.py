@@ -252,7 +252,9 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     ramp = np.arange(total)
     ts = np.maximum.accumulate(ts - ramp) + ramp
 
-    # Prices: a Brownian bridge from open to close, clipped to [low, high], extremes pinned.
+    # Prices: a Brownian bridge from open to close picks where the minute peaks and bottoms;
+    # the path is then re-bridged through those extremes, so the tape walks to the minute's
+    # high and low instead of printing them as lone spikes, and clipped to [low, high].
     o, c = skeleton.o[sl].astype(np.float64), skeleton.c[sl].astype(np.float64)
     hi, lo = skeleton.h[sl].astype(np.float64), skeleton.l[sl].astype(np.float64)
     steps = rng.standard_normal(total) * (skeleton.sigma[sl][minute] / np.sqrt(nk))
@@ -261,18 +263,18 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     walk -= walk[first[minute]]
     frac = k / np.maximum(nk - 1, 1)
     q = o[minute] + (c - o)[minute] * frac + walk - frac * walk[last[minute]]
-    price = np.clip(np.rint(q), lo[minute], hi[minute])
     interior = (k > 0) & (k < nk - 1)
     need_up = (hi > np.maximum(o, c))[minute] & interior
     need_down = (lo < np.minimum(o, c))[minute] & interior
     top = _group_extreme(q, need_up, minute, np.maximum)
-    price[top] = hi[minute[top]]
     need_down[top] = False
     bottom = _group_extreme(q, need_down, minute, np.minimum)
-    price[bottom] = lo[minute[bottom]]
-    price[k == 0] = o[minute[k == 0]]
-    price[k == nk - 1] = c[minute[k == nk - 1]]
-    price = price.astype(np.int64)
+    level = np.full(total, np.nan)
+    busy = n > 0
+    level[first[busy]], level[last[busy]] = o[busy], c[busy]
+    level[top], level[bottom] = hi[minute[top]], lo[minute[bottom]]
+    q = _bridge_through(level, walk)
+    price = np.clip(np.rint(q), lo[minute], hi[minute]).astype(np.int64)
 
     # Aggressor side follows the move; unchanged prints lean to the side of the last move.
     move = np.sign(np.diff(price, prepend=price[0]))
@@ -286,6 +288,19 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     for arr in (ts, price, size, side, spread):
         arr.setflags(write=False)
     return Chunk(Trades(ts, price, size, side), spread)
+
+
+def _bridge_through(level: np.ndarray, walk: np.ndarray) -> np.ndarray:
+    """The path through every set (non-NaN) `level`: straight lines between consecutive anchors
+    plus the walk's noise, pinned to zero at each anchor (a chain of Brownian bridges)."""
+    idx = np.arange(len(level))
+    anchor = ~np.isnan(level)
+    prev = np.maximum.accumulate(np.where(anchor, idx, 0))
+    nxt = np.minimum.accumulate(np.where(anchor, idx, len(level))[::-1])[::-1]
+    span = nxt - prev
+    f = np.where(span > 0, (idx - prev) / np.maximum(span, 1), 0.0)
+    line = level[prev] + (level[nxt] - level[prev]) * f
+    return line + walk - walk[prev] - f * (walk[nxt] - walk[prev])
 
 
 def _group_extreme(q: np.ndarray, mask: np.ndarray, group: np.ndarray, fn: np.ufunc) -> np.ndarray:

@@ -70,12 +70,15 @@ class FakeMarket:
     books: dict[str, Book] = field(default_factory=dict)
     last: dict[str, int] = field(default_factory=dict)
     book_calls: int = 0
+    book_from: tuple[int, Book] | None = None  # a book in force from that ns on (any contract)
 
     def spec(self, contract_id: str) -> FakeSpec | None:
         return self.specs.get(contract_id)
 
     def book(self, contract_id: str, ts_ns: int) -> Book:
         self.book_calls += 1
+        if self.book_from is not None and ts_ns >= self.book_from[0]:
+            return self.book_from[1]
         return self.books.get(contract_id, Book([], []))
 
     def last_trade(self, contract_id: str, ts_ns: int) -> tuple[int, int] | None:
@@ -517,6 +520,18 @@ def test_stop_triggers_at_the_stop_and_fills_at_the_book(env: Env) -> None:
         (px(79_989), 2),
         (px(79_988), 1),
     ]
+
+
+def test_stop_fires_into_the_book_its_triggering_trade_left(env: Env) -> None:
+    # One print gaps through a sell stop, stamped between two wire ticks (100 ns): the stop
+    # sells into the book after that print, never the better book before it.
+    oid = env.ok(type=4, side=1, stopPrice=px(79_990))
+    now = env.clock.now_ns()
+    stamp = now - now % 100 + 150
+    env.market.book_from = (stamp, Book([(79_950, 5)], [(79_951, 5)]))
+    env.broker.on_tape(MNQ, Tape(np.array([stamp]), np.array([79_950])))
+    assert env.order(oid)["status"] == 2
+    assert [t["price"] for t in env.trades()] == [px(79_950)]
 
 
 def test_stop_limit_becomes_a_limit_when_triggered(env: Env) -> None:

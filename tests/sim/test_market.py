@@ -168,6 +168,17 @@ def test_price_path_is_continuous(mnq: MarketModel) -> None:
     assert max(gaps) < 0.003  # each day opens where the previous one closed
 
 
+@pytest.mark.parametrize("seed", [7, 11])
+def test_the_tape_walks_to_its_extremes_without_lone_prints(seed: int) -> None:
+    # A minute's high and low are reached by the path, not printed by one trade that stands
+    # far beyond both neighbours: such a print fires stops at prices nothing traded around.
+    trades = model(seed=seed, trade_rate=3.0).trades(START_NS - DAY, START_NS)
+    p = trades.price.astype(np.int64)
+    before, after = p[1:-1] - p[:-2], p[1:-1] - p[2:]
+    lone = np.where(np.sign(before) == np.sign(after), np.minimum(abs(before), abs(after)), 0)
+    assert len(p) > 100_000 and lone.max() < 12, f"a lone print {lone.max()} ticks out"
+
+
 def test_prices_are_on_the_tick_grid() -> None:
     for symbol in ("MNQ", "6E", "ZN", "MCL", "MBT"):
         m = model(symbol)
