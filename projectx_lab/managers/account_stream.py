@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from typing import Any, Self
 
 from projectx_lab.realtime.dispatch import CallbackTasks
+from projectx_lab.realtime.transport import RealtimeError
 
 from .prices import LivePrices
 
@@ -54,16 +56,20 @@ class AccountStream(abc.ABC):
                 self.account_id = account.id
             self._attach()
             self.prices.start()
-            await self.realtime.subscribe_user(self.account_id)
+            await self.realtime.subscribe_user(self.account_id, owner=self)
             await self._load()
             self._started = True
 
     async def close(self) -> None:
-        """Stop listening and release waiters and callback tasks (the gateway is untouched)."""
+        """Stop listening, release this manager's account subscription, waiters and callback
+        tasks (orders and positions on the gateway are untouched)."""
         if self._closed:
             return
         self._closed = True
         self._detach()
+        if self.account_id is not None:
+            with contextlib.suppress(RealtimeError):  # the connection may be going away too
+                await self.realtime.unsubscribe_user(self.account_id, owner=self)
         await self._release()
         if self._own_prices:
             await self.prices.close()

@@ -6,10 +6,12 @@ down and rebuilt from the snapshot and updates that follow the re-subscription.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from projectx_lab.managers.orderbook import OrderBook
 from projectx_lab.realtime.supervisor import ConnectionState
+from projectx_lab.realtime.transport import RealtimeError
 
 _BROKEN = (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED)
 
@@ -33,10 +35,11 @@ class BookFeed:
         rt.quote_event += self._on_quote
         rt.state_event += self._on_state
         self._running = True
-        await rt.subscribe_market(self.book.contract_id, quotes=True, trades=True, depth=True)
+        await rt.subscribe_market(self.book.contract_id, owner=self)
 
     async def stop(self) -> None:
-        """Stop routing events (the book keeps its last state)."""
+        """Stop routing events and release this feed's subscriptions (the book keeps its last
+        state)."""
         if not self._running:
             return
         self._running = False
@@ -45,6 +48,8 @@ class BookFeed:
         rt.trade_event -= self._on_trades
         rt.quote_event -= self._on_quote
         rt.state_event -= self._on_state
+        with contextlib.suppress(RealtimeError):  # the connection may be going away too
+            await rt.unsubscribe_market(self.book.contract_id, owner=self)
 
     def _on_depth(self, contract_id: str, items: Any) -> None:
         if contract_id == self.book.contract_id:

@@ -12,6 +12,7 @@ bars always equal the gateway's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from projectx_lab.managers.ticks import SECOND_CACHE, Tick, TickRing, parse_ts_n
 from projectx_lab.managers.timeframes import Timeframe
 from projectx_lab.realtime.dispatch import CallbackTasks, Event
 from projectx_lab.realtime.supervisor import ConnectionState
+from projectx_lab.realtime.transport import RealtimeError
 
 logger = logging.getLogger("projectx_lab.data")
 NS = 1_000_000_000
@@ -106,12 +108,12 @@ class RealtimeDataManager:
         self.realtime.trade_event += self._on_trades
         self.realtime.state_event += self._on_state
         await self.realtime.subscribe_market(
-            self.contract_id, quotes=False, trades=True, depth=False
+            self.contract_id, quotes=False, trades=True, depth=False, owner=self
         )
         self._running = True
 
     async def stop_realtime_feed(self) -> None:
-        """Stop listening; bars stay available."""
+        """Stop listening and release this manager's trade subscription; bars stay available."""
         if not self._running:
             return
         self._running = False
@@ -122,6 +124,10 @@ class RealtimeDataManager:
         self.on_tick.close_streams()
         self.on_new_bar.close_streams()
         await self._tasks.close(grace=0.2)
+        with contextlib.suppress(RealtimeError):  # the connection may be going away too
+            await self.realtime.unsubscribe_market(
+                self.contract_id, quotes=False, trades=True, depth=False, owner=self
+            )
 
     # -- queries --------------------------------------------------------------------------
 

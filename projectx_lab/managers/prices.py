@@ -1,10 +1,11 @@
 """Live prices per contract for the order and position managers.
 
 `LivePrices` keeps the last trade, best bid and best ask per contract from the market hub's
-(partial) quotes and trade prints. It subscribes quotes only for contracts somebody asked about
-and not already covered (a data manager's contract already has its trades flowing on the shared
-connection), and only unsubscribes what it added. `on_price(contract_id, last)` fires on every
-new last price (the alert and drawdown hot path).
+(partial) quotes and trade prints. For each contract somebody asked about it holds a claim on
+the shared connection: on the trades or quotes that already flow there (a data manager's
+contract: no extra feed), else on quotes. Holding its own claim keeps prices coming when the
+other holder stops. `on_price(contract_id, last)` fires on every new last price (the alert and
+drawdown hot path).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any
 
 from projectx_lab.realtime.dispatch import CallbackTasks, Event
 from projectx_lab.realtime.transport import RealtimeError
+
+_PRICED = frozenset({"quotes", "trades"})
+
+
+def _flags(kinds: frozenset[str]) -> dict[str, bool]:
+    return {"quotes": "quotes" in kinds, "trades": "trades" in kinds}
 
 
 class LivePrices:
@@ -29,8 +36,7 @@ class LivePrices:
         self.ask: dict[str, float] = {}
         self.on_price: Event[str, float] = Event("price", tasks)
         self._waiters: dict[str, list[asyncio.Future[float]]] = {}
-        self._watched: set[str] = set()
-        self._added: set[str] = set()
+        self._claims: dict[str, frozenset[str]] = {}  # contract id → kinds this object holds
         self._data_manager = data_manager
         self._attached = False
 
@@ -46,7 +52,7 @@ class LivePrices:
         self._realtime.trade_event += self._on_trades
 
     async def close(self) -> None:
-        """Stop listening and drop the quote subscriptions this object added."""
+        """Stop listening and release the subscriptions this object holds."""
         if not self._attached:
             return
         self._attached = False
@@ -56,30 +62,33 @@ class LivePrices:
             for waiter in waiters:
                 waiter.cancel()
         self._waiters.clear()
-        added, self._added = self._added, set()
-        for contract_id in added:
+        claims, self._claims = self._claims, {}
+        for contract_id, kinds in claims.items():
             with contextlib.suppress(RealtimeError):  # the connection may be going away too
                 await self._realtime.unsubscribe_market(
-                    contract_id, quotes=True, trades=False, depth=False
+                    contract_id, **_flags(kinds), depth=False, owner=self
                 )
 
     async def watch(self, contract_id: str) -> None:
-        """Make sure prices of `contract_id` flow: subscribes quotes unless the contract's
-        quotes or trades already come on the shared connection."""
-        if contract_id in self._watched:
+        """Make sure prices of `contract_id` flow: claims the contract's quotes or trades
+        already on the shared connection, else subscribes quotes."""
+        if contract_id in self._claims:
             return
-        self._watched.add(contract_id)
         dm = self._data_manager
         if dm is not None and getattr(dm, "contract_id", None) == contract_id:
             price = getattr(dm, "last_price", None)  # seeded from its history until a print
             if price is not None and contract_id not in self.last:
                 self.last[contract_id] = float(price)
-        subs = self._realtime.market_subscriptions.get(contract_id, frozenset())
-        if not subs & {"quotes", "trades"}:
-            self._added.add(contract_id)
+        kinds = self._realtime.market_subscriptions.get(contract_id, frozenset()) & _PRICED
+        kinds = kinds or frozenset({"quotes"})
+        self._claims[contract_id] = kinds
+        try:
             await self._realtime.subscribe_market(
-                contract_id, quotes=True, trades=False, depth=False
+                contract_id, **_flags(kinds), depth=False, owner=self
             )
+        except BaseException:
+            del self._claims[contract_id]
+            raise
 
     def get(self, contract_id: str) -> float | None:
         """Last traded price, None before the first one arrived."""

@@ -1,6 +1,8 @@
 """`ProjectXRealtimeClient`: one supervised connection per hub, shared by every manager.
 
-Subscriptions live in our own registry and are re-issued after every rebuild. Payloads are
+Subscriptions live in our own registry and are re-issued after every rebuild; each holder
+(a manager, or the caller directly) claims its own kinds and the hub carries their union, so
+one manager letting go never silences another (`claims.py`). Payloads are
 unwrapped defensively (gateway-api.md §6.4, gotchas 1–3): user events arrive as
 `{action, data}` envelopes or bare objects and are delivered as `(data, action)`; market events
 arrive as `[contractId, data]` and are delivered as `(contract_id, data)`, with trades and depth
@@ -13,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
+from .claims import DIRECT, Claims
 from .dispatch import CallbackTasks, Event, EventStream
 from .payloads import SCHEMAS, clean_items, item_ok
 from .redact import excerpt, install_log_redaction, logger, redact, strip_token_from_url
@@ -136,10 +139,10 @@ class ProjectXRealtimeClient:
         )
         self.state_event: Event[str, ConnectionState] = Event("connection", self._tasks)
 
-        self._user_subs: dict[int, frozenset[str]] = {}
-        self._market_subs: dict[str, frozenset[str]] = {}
+        self._user_claims: Claims[int] = Claims()
+        self._market_claims: Claims[str] = Claims()
         if account_id is not None:
-            self._user_subs[account_id] = frozenset((*_USER_METHODS, "accounts"))
+            self._user_claims.add(account_id, DIRECT, frozenset((*_USER_METHODS, "accounts")))
         self._clock = DispatchClock()
         self._warned: set[str] = set()
         self.malformed_events = 0
@@ -214,7 +217,7 @@ class ProjectXRealtimeClient:
             on_state=self._on_state,
             options=options,
             clock=self._clock,
-            expects_data=(lambda: bool(self._market_subs)) if hub == "market" else None,
+            expects_data=(lambda: bool(self._market_claims)) if hub == "market" else None,
         )
 
     # -- public API -----------------------------------------------------------------------
@@ -250,13 +253,17 @@ class ProjectXRealtimeClient:
 
     @property
     def user_subscriptions(self) -> dict[int, frozenset[str]]:
-        """Remembered user-hub subscriptions: account id → kinds."""
-        return dict(self._user_subs)
+        """Remembered user-hub subscriptions (all holders together): account id → kinds."""
+        return self._user_claims.union()
 
     @property
     def market_subscriptions(self) -> dict[str, frozenset[str]]:
-        """Remembered market-hub subscriptions: contract id → kinds."""
-        return dict(self._market_subs)
+        """Remembered market-hub subscriptions (all holders together): contract id → kinds."""
+        return self._market_claims.union()
+
+    def market_holders(self, contract_id: str) -> dict[Hashable, frozenset[str]]:
+        """Who holds which market kinds of one contract ("direct" is the caller itself)."""
+        return self._market_claims.owners(contract_id)
 
     def on(self, event_name: str, callback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """Register `callback` for an event by wire name ("GatewayQuote", …), alias ("quote",
@@ -279,19 +286,18 @@ class ProjectXRealtimeClient:
         positions: bool = True,
         trades: bool = True,
         accounts: bool = True,
+        owner: Hashable = DIRECT,
     ) -> None:
         """Subscribe to one account's orders/positions/trades and to account updates.
 
-        Remembered and re-issued after every reconnect. Raises `SubscriptionError` (and
-        forgets the request) if the hub refuses it.
+        Remembered and re-issued after every reconnect. `owner` names the holder (managers
+        pass themselves); the hub drops a kind only when no holder is left. Raises
+        `SubscriptionError` (and forgets the request) if the hub refuses it.
         """
         _check_account_id(account_id)
         kinds = _kinds(orders=orders, positions=positions, trades=trades, accounts=accounts)
-        before = self._user_subs.get(account_id, frozenset())
-        self._user_subs[account_id] = before | kinds
-        mine = set(_user_subs_for(account_id, kinds))
-        rollback = functools.partial(_restore, self._user_subs, account_id, before)
-        await self._apply(self._user, mine, rollback)
+        rollback = self._user_claims.add(account_id, owner, kinds)
+        await self._apply(self._user, set(_user_subs_for(account_id, kinds)), rollback)
 
     async def unsubscribe_user(
         self,
@@ -301,37 +307,49 @@ class ProjectXRealtimeClient:
         positions: bool = True,
         trades: bool = True,
         accounts: bool = True,
+        owner: Hashable = DIRECT,
     ) -> None:
-        """Forget (and unsubscribe on the hub) the given kinds for one account."""
+        """Release `owner`'s hold on the given kinds of one account; the hub unsubscribes the
+        kinds nobody holds any more."""
         _check_account_id(account_id)
         kinds = _kinds(orders=orders, positions=positions, trades=trades, accounts=accounts)
-        _restore(self._user_subs, account_id, self._user_subs.get(account_id, frozenset()) - kinds)
+        self._user_claims.remove(account_id, owner, kinds)
         await self._apply(self._user, set(), None)
 
     async def subscribe_market(
-        self, contract_id: str, *, quotes: bool = True, trades: bool = True, depth: bool = True
+        self,
+        contract_id: str,
+        *,
+        quotes: bool = True,
+        trades: bool = True,
+        depth: bool = True,
+        owner: Hashable = DIRECT,
     ) -> None:
         """Subscribe to one contract's quotes, trades and/or depth (remembered across reconnects).
 
-        Raises `SubscriptionError` (and forgets the request) if the hub refuses it.
+        `owner` names the holder (managers pass themselves); the hub drops a kind only when no
+        holder is left. Raises `SubscriptionError` (and forgets the request) if the hub
+        refuses it.
         """
         _check_contract_id(contract_id)
         kinds = _kinds(quotes=quotes, trades=trades, depth=depth)
-        before = self._market_subs.get(contract_id, frozenset())
-        self._market_subs[contract_id] = before | kinds
-        mine = set(_market_subs_for(contract_id, kinds))
-        await self._apply(
-            self._market, mine, functools.partial(_restore, self._market_subs, contract_id, before)
-        )
+        rollback = self._market_claims.add(contract_id, owner, kinds)
+        await self._apply(self._market, set(_market_subs_for(contract_id, kinds)), rollback)
 
     async def unsubscribe_market(
-        self, contract_id: str, *, quotes: bool = True, trades: bool = True, depth: bool = True
+        self,
+        contract_id: str,
+        *,
+        quotes: bool = True,
+        trades: bool = True,
+        depth: bool = True,
+        owner: Hashable = DIRECT,
     ) -> None:
-        """Forget (and unsubscribe on the hub) the given kinds for one contract."""
+        """Release `owner`'s hold on the given kinds of one contract; the hub unsubscribes the
+        kinds nobody holds any more."""
         _check_contract_id(contract_id)
         kinds = _kinds(quotes=quotes, trades=trades, depth=depth)
-        current = self._market_subs.get(contract_id, frozenset())
-        _restore(self._market_subs, contract_id, current - kinds)
+        self._market_claims.remove(contract_id, owner, kinds)
         await self._apply(self._market, set(), None)
 
     def __repr__(self) -> str:
@@ -339,7 +357,8 @@ class ProjectXRealtimeClient:
             f"ProjectXRealtimeClient(transport={self._transport_name()!r}, "
             f"user={self.state('user').value}, market={self.state('market').value}, "
             f"user_hub={redact(self._user_url)!r}, market_hub={redact(self._market_url)!r}, "
-            f"accounts={sorted(self._user_subs)}, contracts={sorted(self._market_subs)})"
+            f"accounts={sorted(self._user_claims.union())}, "
+            f"contracts={sorted(self._market_claims.union())})"
         )
 
     # -- internals ------------------------------------------------------------------------
@@ -407,13 +426,13 @@ class ProjectXRealtimeClient:
 
     def _desired_user(self) -> Iterable[Subscription]:
         out: list[Subscription] = []
-        for account_id, kinds in self._user_subs.items():
+        for account_id, kinds in self._user_claims.union().items():
             out.extend(_user_subs_for(account_id, kinds))
         return out
 
     def _desired_market(self) -> Iterable[Subscription]:
         out: list[Subscription] = []
-        for contract_id, kinds in self._market_subs.items():
+        for contract_id, kinds in self._market_claims.union().items():
             out.extend(_market_subs_for(contract_id, kinds))
         return out
 
@@ -633,10 +652,3 @@ def _market_subs_for(contract_id: str, kinds: Iterable[str]) -> Iterable[Subscri
     for kind in kinds:
         subscribe, unsubscribe = _MARKET_METHODS[kind]
         yield Subscription(subscribe, unsubscribe, (contract_id,))
-
-
-def _restore(registry: dict[Any, frozenset[str]], key: Any, kinds: frozenset[str]) -> None:
-    if kinds:
-        registry[key] = kinds
-    else:
-        registry.pop(key, None)
