@@ -144,7 +144,7 @@ _D = Decimal
 
 _PRODUCTS: tuple[_Product, ...] = (
     _Product("MNQ", "MNQ", "Micro E-mini Nasdaq-100", _D("0.25"), _D("0.5"), _QUARTERLY,
-             _equity_roll, _D("21450"), 0.22, _D("0.37"), _D("0.25")),
+             _equity_roll, _D("21450"), 0.22, _D("0.36"), _D("0.25")),
     _Product("MES", "MES", "Micro E-mini S&P 500", _D("0.25"), _D("1.25"), _QUARTERLY,
              _equity_roll, _D("6050"), 0.17, _D("0.37"), _D("0.25")),
     _Product("MYM", "MYM", "Micro E-mini Dow $0.50", _D("1"), _D("0.5"), _QUARTERLY,

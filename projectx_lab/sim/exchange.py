@@ -93,6 +93,7 @@ class Exchange:
     def __init__(self, config: SimConfig, source: MarketSource | None = None) -> None:
         self.config = config
         self.clock = SteppedClock(config.start, config.speed)
+        self._origin_ns = self.clock.start_ns  # fixed: a speed change rebases the clock's start
         self.source = source
         self.catalog = (
             Catalog(self.clock.now()) if source is None else source.catalog(self.clock.now())
@@ -213,9 +214,7 @@ class Exchange:
             if self.source is not None:
                 model = self.source.market(spec)
             else:
-                model = MarketModel(
-                    spec, self.config.seed, self.config, start_ns=self.clock.start_ns
-                )
+                model = MarketModel(spec, self.config.seed, self.config, start_ns=self._origin_ns)
             self._markets[contract_id] = model
         return model
 
@@ -311,16 +310,19 @@ class Exchange:
             await asyncio.sleep(interval)
 
     def step(self) -> None:
-        """One pump step: tape → broker → sinks for every active contract, up to `now`."""
+        """One pump step: tape → broker → sinks for every active contract, up to `now`.
+
+        Also run before every broker request (`RestApi`), so orders are cancelled, modified and
+        closed against the market as of now, not as of the last pump step."""
         self.steps += 1
         now = self.clock.now_ns()
         feeds = self._feeds
         working = self.broker.working_contracts()
         for cid in [c for c in feeds if c not in self._interest and c not in working]:
             del feeds[cid]
-        for cid in working:
+        for cid, since in working.items():  # a new order: its tape from when it started working
             if cid not in feeds:
-                self._feed(cid, now)
+                self._feed(cid, min(since, now))
         for cid, feed in list(feeds.items()):
             start = feed.cursor
             if now <= start:

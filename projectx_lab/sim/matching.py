@@ -296,9 +296,10 @@ class Broker:
             if not lst:
                 del self._working[order.contract_id]
 
-    def working_contracts(self) -> set[str]:
-        """Contracts with at least one working (tape-driven) order."""
-        return set(self._working)
+    def working_contracts(self) -> dict[str, int]:
+        """Contracts with at least one working (tape-driven) order → the earliest time one of
+        them started working (the tape from there on concerns them)."""
+        return {cid: min(o.active_ns for o in orders) for cid, orders in self._working.items()}
 
     # ------------------------------------------------------------------ accounts
 
@@ -541,11 +542,21 @@ class Broker:
             account.apply_fill(order.info, order.side, qty, price, ts, order.id, self._ids, out)
         out.append((account.id, "GatewayUserAccount", 1, account.wire()))
         if order.oco_id is not None:
-            sibling = self._orders[order.oco_id]
-            if sibling.status not in TERMINAL:
-                self._cancel_order(sibling, ts)
+            self._oco(self._orders[order.oco_id], sum(qty for _, qty in fills), order, ts)
         if order.status == OrderStatus.FILLED and (order.sl_id or order.tp_id):
             self._activate_children(order, ts)
+
+    def _oco(self, sibling: Order, filled: int, leg: Order, ts: int) -> None:
+        """One bracket leg filled `filled` lots: a full fill cancels the other leg (§7 rule 5);
+        a partial one shrinks it by as much, so the rest of the position stays protected."""
+        if sibling.status in TERMINAL:
+            return
+        if leg.status == OrderStatus.FILLED or sibling.size - filled <= sibling.fill_volume:
+            self._cancel_order(sibling, ts)
+            return
+        sibling.size -= filled
+        sibling.updated_ns = ts
+        self._queue_order(sibling)
 
     def _activate_children(self, entry: Order, ts: int) -> None:
         vol = entry.fill_volume
@@ -655,7 +666,8 @@ class Broker:
         rests_as_limit = order.type in LIMIT_LIKE or (
             order.type == OrderType.STOP_LIMIT and order.triggered
         )
-        if rests_as_limit and (limit is not None or size is not None):
+        halted = self._is_halted(cid)  # out of session: the change is kept, nothing fills
+        if rests_as_limit and (limit is not None or size is not None) and not halted:
             book = self._markets.book(cid, now)
             buy = order.side == BUY
             remaining = (size or order.size) - order.fill_volume

@@ -300,6 +300,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )  # fmt: skip
 
 _BY_PATH = {ep.path.lower(): ep for ep in ENDPOINTS}
+_BROKER_PATHS = ("/api/Account/", "/api/Order/", "/api/Position/", "/api/Trade/")
 
 
 def find_endpoint(path: str) -> Endpoint | None:
@@ -414,6 +415,8 @@ class RestApi:
                 wait = self.limiter.hit("rest", f"user:{body['userName'].casefold()}")
                 if wait:
                     return too_many(wait)
+            if ep.path.startswith(_BROKER_PATHS):
+                self.exchange.step()  # the broker acts on the market as of now
             result = self._handlers[ep.path](body, token)
         except BadRequest as exc:
             return problem(ep.path, exc.field, exc.message)

@@ -317,7 +317,7 @@ async def test_price_and_pnl_alerts_fire_once(rig: Rig) -> None:
     await rig.position_is(rig.mnq, 1)  # the fill's trade event (fees) came before it
     rig.sim.faults.freeze_market(rig.mnq)  # hold P&L still: two ticks up outweigh the fees
     now = float((await rig.pm.get_portfolio_pnl()).total)
-    assert now != 0  # fees and commission (0.62) are never a whole number of ticks (0.50)
+    assert now != 0  # fees and commission (0.61) are never a whole number of ticks (0.50)
     crossed: list[float] = []
     breached = await rig.pm.add_pnl_alert(now / 2, lambda a, v: crossed.append(v))
     assert breached.fired and crossed == [pytest.approx(now)]  # already past: fires at once

@@ -110,7 +110,7 @@ async def test_growing_a_working_order_is_checked_like_a_new_one(
         assert order.size == 2  # untouched on the gateway
         assert (await suite.orders.modify_order(resting, size=1)).size == 1  # shrinking passes
     until = watch(suite)
-    async with RiskGuard(suite, daily_loss_limit=0.5) as guard:  # costs are 0.62 a side
+    async with RiskGuard(suite, daily_loss_limit=0.5) as guard:  # costs are 0.61 a side
         await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
         await until.wait(lambda: guard.lock is not None)
         with pytest.raises(RiskLimitError, match="daily_loss_limit hit"):
@@ -125,11 +125,11 @@ async def test_daily_loss_locks_orders_emits_a_breach_and_flattens_on_request(
 ) -> None:
     until = watch(suite)
     breaches: list[Breach] = []
-    guard = await RiskGuard(suite, daily_loss_limit=0.5).start()  # costs are 0.62 a side
+    guard = await RiskGuard(suite, daily_loss_limit=0.5).start()  # costs are 0.61 a side
     guard.on_breach += lambda breach, g: breaches.append(breach) or until()
     await suite.orders.place_market_order("MNQ", OrderSide.BUY, 1)
     await until.wait(lambda: bool(breaches))
-    assert breaches[0].rule == "daily_loss_limit" and breaches[0].value >= 0.62
+    assert breaches[0].rule == "daily_loss_limit" and breaches[0].value >= 0.61
     assert guard.lock is breaches[0] and guard.status()["locked"] is True
     placed = sim.request_count(PLACE)
     with pytest.raises(RiskLimitError, match="daily_loss_limit hit") as info:

@@ -181,7 +181,7 @@ class Env:
             [self.orders(a) for a in (A1, A2)],
             [self.positions(a) for a in (A1, A2)],
             [self.trades(a) for a in (A1, A2)],
-            b.working_contracts(),
+            b.working_contracts().keys(),
             # hidden state a failed call must not touch either: taken tags, id counters
             {k: set(v) for k, v in b._tags.items()},
             (b._ids.order, b._ids.trade, b._ids.position),
@@ -443,13 +443,13 @@ def test_resting_limit_fills_on_trade_through_not_touch(env: Env) -> None:
     assert env.order(oid)["status"] == 1
     assert env.order_events() == [(oid, 1)]
     assert env.open_ids() == [oid]
-    assert env.broker.working_contracts() == {MNQ}
+    assert env.broker.working_contracts().keys() == {MNQ}
     env.tape(79_995, 79_990, 79_991)
     assert env.order(oid)["status"] == 1
     env.tape(79_989)
     row = env.order(oid)
     assert row["status"] == 2 and row["filledPrice"] == px(79_990)
-    assert env.broker.working_contracts() == set()
+    assert env.broker.working_contracts().keys() == set()
     assert env.open_ids() == []
 
 
@@ -463,6 +463,9 @@ def test_a_halted_market_refuses_orders_and_closes_and_fills_nothing(env: Env) -
     assert env.broker.close_position(A1, MNQ) == (5, None, None)  # OrderRejected, no text
     assert env.broker.partial_close(A1, MNQ, 1) == (6, None, None)
     assert env.positions()[0]["size"] == 2
+    modified = env.broker.modify({"accountId": A1, "orderId": oid, "limitPrice": px(80_001)})
+    assert modified == (0, None, None)  # a marketable price is kept, but nothing fills
+    assert env.order(oid)["status"] == 1 and env.positions()[0]["size"] == 2
     env.broker.halt(None, False)
     env.tape(79_980)
     assert env.order(oid)["status"] == 2
@@ -658,9 +661,29 @@ def test_oco_one_leg_fills_the_other_is_cancelled(env: Env, leg: str) -> None:
         env.tape(fill - 8)
         assert env.order(sl)["status"] == 2 and env.order(tp)["status"] == 3
     assert env.positions() == []
-    assert env.broker.working_contracts() == set()
+    assert env.broker.working_contracts().keys() == set()
     cancel_events = [a for a, d in env.targets("GatewayUserOrder") if d["status"] == 3]
     assert cancel_events == [2]
+
+
+def test_a_leg_filling_partly_shrinks_the_other_instead_of_cancelling_it(env: Env) -> None:
+    env.market.quote(MNQ, 80_000, 80_001, sizes=(10, 10, 10))
+    entry = env.ok(
+        side=0,
+        size=10,
+        stopLossBracket={"ticks": -20, "type": 4},
+        takeProfitBracket={"ticks": 20, "type": 1},
+    )
+    sl, tp = entry - 1, entry + 1
+    env.market.quote(MNQ, 80_000, 80_001, sizes=(4, 4, 4))  # 4 lots bid at the new target
+    assert env.broker.modify({"accountId": A1, "orderId": tp, "limitPrice": px(80_000)})[0] == 0
+    assert env.order(tp)["fillVolume"] == 4 and env.positions()[0]["size"] == 6
+    stop = env.order(sl)
+    assert stop["status"] == 1 and stop["size"] == 6, "the rest of the position lost its stop"
+    env.market.quote(MNQ, 79_980, 79_981, sizes=(10, 10, 10))
+    env.tape(79_981)  # the stop fires for what is left
+    assert env.order(sl)["status"] == 2 and env.order(tp)["status"] == 3
+    assert env.positions() == []
 
 
 def test_modify_or_cancel_one_child_leaves_the_other(env: Env) -> None:
@@ -712,7 +735,7 @@ def test_cancelling_an_unfilled_entry_cancels_its_suspended_children(env: Env) -
     assert env.broker.cancel(A1, entry) == (0, None, None)
     assert env.order_events() == [(entry, 3), (entry - 1, 3), (entry + 1, 3)]
     assert all(a == 2 for a, _ in env.targets("GatewayUserOrder"))
-    assert env.broker.working_contracts() == set()
+    assert env.broker.working_contracts().keys() == set()
 
 
 def test_cancelled_child_does_not_activate_on_entry_fill(env: Env) -> None:
@@ -851,7 +874,7 @@ def test_cancel_codes(env: Env) -> None:
         f"Cannot cancel order {oid}: it is already Cancelled.",
         None,
     )
-    assert env.broker.working_contracts() == set()
+    assert env.broker.working_contracts().keys() == set()
 
 
 def test_locked_account_can_still_cancel(env: Env) -> None:

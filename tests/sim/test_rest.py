@@ -499,3 +499,39 @@ async def test_positions_and_trades_through_rest(
         await post(http, "/api/Trade/search", {"accountId": ACCOUNT, "startTimestamp": later}, auth)
     ).json()
     assert none["trades"] == []
+
+
+async def test_requests_act_on_the_market_as_of_now_not_the_last_pump_step(
+    make_sim: Callable[..., Awaitable[Simulator]], login: Login
+) -> None:
+    # The pump steps once at start and then sleeps: only the requests themselves can bring the
+    # broker up to date. A limit the tape traded through before the cancel must be filled, and
+    # the cancel refused, exactly as if the pump had run in between.
+    sim = await make_sim(pump_interval=3600.0)
+    async with httpx.AsyncClient(base_url=sim.api_url, timeout=10.0) as http:
+        auth = {"Authorization": f"Bearer {await login(http, sim)}"}
+        t0 = sim.clock.hold()
+        last = sim.exchange.last_trade(MNQ, t0)
+        assert last is not None
+        limit = last[1] - 6
+        spec = sim.exchange.spec(MNQ)
+        assert spec is not None
+        body = {"accountId": ACCOUNT, "contractId": MNQ, "type": 1, "side": 0, "size": 1}
+        placed = await post(
+            http, "/api/Order/place", {**body, "limitPrice": spec.to_price(limit)}, auth
+        )
+        order_id = placed.json()["orderId"]
+        tape = sim.exchange.tape(MNQ, t0, t0 + 3600 * 10**9)
+        through = int(tape.ts_ns[(tape.price < limit).argmax()])
+        assert tape.price[(tape.price < limit).argmax()] < limit, "no print through the limit"
+        sim.clock.advance_to(through + 10**9)
+        cancel = (
+            await post(http, "/api/Order/cancel", {"accountId": ACCOUNT, "orderId": order_id}, auth)
+        ).json()
+        assert (cancel["success"], cancel["errorCode"]) == (False, 3), cancel
+        [fill] = (
+            await post(
+                http, "/api/Trade/search", {"accountId": ACCOUNT, "startTimestamp": DAY_AGO}, auth
+            )
+        ).json()["trades"]
+        assert fill["orderId"] == order_id and parse_iso(fill["creationTimestamp"]) <= through
