@@ -92,12 +92,15 @@ class BookView(Protocol):
 
 
 class TradesView(Protocol):
-    """A batch of tape trades in time order (numpy int64 arrays of equal length)."""
+    """A batch of tape trades in time order (numpy int64 arrays of equal length); `side` is
+    the aggressor (0 buy: the ask is at the price after it, 1 sell), None when unknown."""
 
     @property
     def ts_ns(self) -> np.ndarray: ...
     @property
     def price(self) -> np.ndarray: ...
+    @property
+    def side(self) -> np.ndarray | None: ...
 
 
 class MarketsView(Protocol):
@@ -892,11 +895,13 @@ class Broker:
         if not n:
             return
         try:
-            self._run_tape(contract_id, prices, trades.ts_ns, n)
+            self._run_tape(contract_id, prices, trades.ts_ns, trades.side, n)
         finally:
             self._flush()
 
-    def _run_tape(self, cid: str, prices: np.ndarray, stamps: np.ndarray, n: int) -> None:
+    def _run_tape(
+        self, cid: str, prices: np.ndarray, stamps: np.ndarray, sides: np.ndarray | None, n: int
+    ) -> None:
         """Event loop over one batch: find the earliest trade that acts on any working order,
         process every order it hits, move trailing stops up to it, continue after it."""
         start = 0
@@ -910,7 +915,7 @@ class Broker:
             snapshot = [o for o in working if self._in_reach(o, low, high)]
             best, hits = n, []
             for order in snapshot:
-                i = self._first_hit(order, prices, stamps, start, n)
+                i = self._first_hit(order, prices, stamps, sides, start, n)
                 if i < best:
                     best, hits = i, [order]
                 elif i == best and i < n:
@@ -936,10 +941,8 @@ class Broker:
         buy = order.side == BUY
         kind = order.type
         if kind in LIMIT_LIKE or (kind == OrderType.STOP_LIMIT and order.triggered):
-            lim = order.limit_ticks or 0
-            if self._touch:
-                return low <= lim if buy else high >= lim
-            return low < lim if buy else high > lim
+            lim = order.limit_ticks or 0  # a print at the price may lock the book onto it
+            return low <= lim if buy else high >= lim
         if kind == OrderType.TRAILING_STOP:
             ext, dist = order.extreme or 0, order.trail_ticks or 0
             return (low < ext or high >= ext + dist) if buy else (high > ext or low <= ext - dist)
@@ -954,9 +957,19 @@ class Broker:
         return start
 
     def _first_hit(
-        self, order: Order, prices: np.ndarray, stamps: np.ndarray, start: int, n: int
+        self,
+        order: Order,
+        prices: np.ndarray,
+        stamps: np.ndarray,
+        sides: np.ndarray | None,
+        start: int,
+        n: int,
     ) -> int:
-        """Index of the first trade at/after `start` that fills or triggers `order`, else n."""
+        """Index of the first trade at/after `start` that fills or triggers `order`, else n.
+
+        Without fill-on-touch a limit fills on a print through its price, or on a print at it
+        that moved the other side of the book onto it (a buy lifting the offer down to our
+        bid): the book would be locked otherwise."""
         lo = self._from(order, stamps, start)
         if lo >= n:
             return n
@@ -969,6 +982,8 @@ class Broker:
                 cond = seg <= lim if self._touch else seg < lim
             else:
                 cond = seg >= lim if self._touch else seg > lim
+            if not self._touch and sides is not None:
+                cond |= (seg == lim) & (sides[lo:] == (0 if buy else 1))
         elif kind == OrderType.TRAILING_STOP:
             ext, dist = order.extreme, order.trail_ticks or 0
             prev = np.empty_like(seg)

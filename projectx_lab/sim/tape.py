@@ -26,6 +26,7 @@ _KIND_WALK, _KIND_DAY, _KIND_CHUNK = 1, 2, 3
 _WALK_BLOCK = 4096  # days generated per daily-walk block
 _HALF_LIFE_DAYS = 365.0  # mean reversion of the daily log price towards the reference level
 _DAYS_PER_YEAR = 365.25  # the simulated market trades every calendar day
+_MAX_SLOPE = 2.0  # ticks per trade the tape may drift towards a minute's high or low
 
 
 def _season() -> np.ndarray:
@@ -185,8 +186,10 @@ def make_day(params: TapeParams, day: int, open_log: float, next_open_log: float
     c = np.maximum(np.rint(mid[1:] + rng.uniform(-0.5, 0.5, m)), 1.0)
     c = np.where(n == 1, o, c)
     sigma = params.daily_vol * np.sqrt(weight) * mid[:-1]
-    up = np.floor(np.abs(rng.standard_normal(m)) * 0.6 * sigma)
-    down = np.floor(np.abs(rng.standard_normal(m)) * 0.6 * sigma)
+    # A thin minute only reaches the extremes its trades can walk to at _MAX_SLOPE ticks each.
+    reach = np.maximum(np.floor((_MAX_SLOPE * (n - 1) - np.abs(c - o)) / 4), 0.0)
+    up = np.minimum(np.floor(np.abs(rng.standard_normal(m)) * 0.6 * sigma), reach)
+    down = np.minimum(np.floor(np.abs(rng.standard_normal(m)) * 0.6 * sigma), reach)
     room = n >= 3  # an extra high and an extra low each need an interior trade
     one_only = n == 3
     coin = rng.random(m) < 0.5
@@ -257,7 +260,8 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     # high and low instead of printing them as lone spikes, and clipped to [low, high].
     o, c = skeleton.o[sl].astype(np.float64), skeleton.c[sl].astype(np.float64)
     hi, lo = skeleton.h[sl].astype(np.float64), skeleton.l[sl].astype(np.float64)
-    steps = rng.standard_normal(total) * (skeleton.sigma[sl][minute] / np.sqrt(nk))
+    noise = np.clip(rng.standard_normal(total), -3.0, 3.0)  # no 4-sigma leaps in one print
+    steps = noise * (skeleton.sigma[sl][minute] / np.sqrt(nk))
     steps[k == 0] = 0.0
     walk = np.cumsum(steps)
     walk -= walk[first[minute]]
@@ -272,7 +276,10 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     level = np.full(total, np.nan)
     busy = n > 0
     level[first[busy]], level[last[busy]] = o[busy], c[busy]
-    level[top], level[bottom] = hi[minute[top]], lo[minute[bottom]]
+    kt, kb = np.full(CHUNK_MINUTES, -1), np.full(CHUNK_MINUTES, -1)
+    kt[minute[top]], kb[minute[bottom]] = k[top], k[bottom]
+    for pos, value, has in _place_extremes(n, o, c, hi, lo, kt, kb):
+        level[first[has] + pos[has]] = value[has]
     q = _bridge_through(level, walk)
     price = np.clip(np.rint(q), lo[minute], hi[minute]).astype(np.int64)
 
@@ -288,6 +295,47 @@ def make_chunk(params: TapeParams, skeleton: DaySkeleton, chunk: int) -> Chunk:
     for arr in (ts, price, size, side, spread):
         arr.setflags(write=False)
     return Chunk(Trades(ts, price, size, side), spread)
+
+
+def _place_extremes(
+    n: np.ndarray,
+    o: np.ndarray,
+    c: np.ndarray,
+    hi: np.ndarray,
+    lo: np.ndarray,
+    kt: np.ndarray,
+    kb: np.ndarray,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """Where each minute reaches its high and low (trade index in the minute, level, present).
+
+    The first bridge's peak (kt) and bottom (kb, -1 when absent) set the order and, where the
+    minute has the trades for it, roughly the place; the places are moved so that the straight
+    legs open -> first extreme -> second extreme -> close move at most _MAX_SLOPE ticks a trade,
+    or, in minutes too thin for that, share the trades in proportion to the legs' lengths.
+    """
+    has_t, has_b = kt >= 0, kb >= 0
+    two = has_t & has_b
+    top_first = has_t & (~has_b | (kt < kb))
+    v1 = np.where(top_first, hi, lo)  # the first extreme reached (if any)
+    v2 = np.where(top_first, lo, hi)  # the second one (minutes with two)
+    k1, k2 = np.where(two, np.minimum(kt, kb), np.maximum(kt, kb)), np.maximum(kt, kb)
+    d1 = np.abs(v1 - o)
+    d2 = np.where(two, np.abs(v2 - v1), np.abs(c - v1))
+    d3 = np.where(two, np.abs(c - v2), 0.0)
+    steps = n - 1
+    a1, a2, a3 = (np.maximum(np.ceil(d / _MAX_SLOPE), 1) for d in (d1, d2, d3))
+    a3 = np.where(two, a3, 0)
+    fits = a1 + a2 + a3 <= steps
+    legs = np.maximum(d1 + d2 + d3, 1.0)
+    p1 = np.rint(steps * d1 / legs)
+    p2 = np.rint(steps * (d1 + d2) / legs)
+    last1 = steps - 1 - two  # a second extreme needs an interior trade after the first
+    k1 = np.where(fits, np.clip(k1, a1, steps - a2 - a3), np.clip(p1, 1, np.maximum(last1, 1)))
+    k2 = np.where(
+        fits, np.clip(k2, k1 + a2, steps - a3), np.clip(p2, k1 + 1, np.maximum(steps - 1, 1))
+    )
+    has1 = has_t | has_b
+    return (k1.astype(np.int64), v1, has1), (k2.astype(np.int64), v2, two)
 
 
 def _bridge_through(level: np.ndarray, walk: np.ndarray) -> np.ndarray:

@@ -60,6 +60,7 @@ class Book:
 class Tape:
     ts_ns: np.ndarray
     price: np.ndarray
+    side: np.ndarray | None = None  # aggressor sides; None: unknown
 
 
 @dataclass
@@ -469,6 +470,24 @@ def test_a_halted_market_refuses_orders_and_closes_and_fills_nothing(env: Env) -
     env.broker.halt(None, False)
     env.tape(79_980)
     assert env.order(oid)["status"] == 2
+
+
+def test_a_print_that_brings_the_offer_down_to_a_resting_bid_fills_it(env: Env) -> None:
+    # A sell hitting bids at our price leaves us in the queue; a buy at our price means the
+    # offer came down to our bid, which would lock the book: we are filled at our price.
+    oid = env.ok(type=1, side=0, limitPrice=px(79_995))
+    now = env.clock.now_ns()
+
+    def prints(side: int) -> None:
+        env.broker.on_tape(
+            MNQ, Tape(np.array([now + 1]), np.array([79_995]), np.array([side], np.int8))
+        )
+
+    prints(1)
+    assert env.order(oid)["status"] == 1
+    prints(0)
+    row = env.order(oid)
+    assert row["status"] == 2 and row["filledPrice"] == px(79_995)
 
 
 def test_fill_on_touch_fills_at_the_limit() -> None:

@@ -59,6 +59,7 @@ class Book:
 class Tape:
     ts_ns: np.ndarray
     price: np.ndarray
+    side: np.ndarray | None = None  # aggressor sides; None: unknown
 
 
 @dataclass

@@ -179,6 +179,16 @@ def test_the_tape_walks_to_its_extremes_without_lone_prints(seed: int) -> None:
     assert len(p) > 100_000 and lone.max() < 12, f"a lone print {lone.max()} ticks out"
 
 
+@pytest.mark.parametrize("seed", [7, 11])
+def test_single_prints_move_a_few_ticks(seed: int) -> None:
+    # The tape walks to each minute's high and low over as many trades as it takes, so one
+    # print never jumps through many levels of the book (a stop there would fill far through).
+    trades = model(seed=seed, trade_rate=3.0).trades(START_NS - DAY, START_NS)
+    move = np.abs(np.diff(trades.price.astype(np.int64)))
+    assert len(move) > 100_000 and move.max() < 12, f"a print {move.max()} ticks from the last"
+    assert (move >= 10).sum() < 30, f"{(move >= 10).sum()} prints of 10+ ticks"
+
+
 def test_prices_are_on_the_tick_grid() -> None:
     for symbol in ("MNQ", "6E", "ZN", "MCL", "MBT"):
         m = model(symbol)
