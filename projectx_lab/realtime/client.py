@@ -292,7 +292,8 @@ class ProjectXRealtimeClient:
 
         Remembered and re-issued after every reconnect. `owner` names the holder (managers
         pass themselves); the hub drops a kind only when no holder is left. Raises
-        `SubscriptionError` (and forgets the request) if the hub refuses it.
+        `SubscriptionError` (and forgets the request) if the hub refuses it; during a
+        reconnect it waits for the hub (up to `invoke_timeout`) to hear its answer.
         """
         _check_account_id(account_id)
         kinds = _kinds(orders=orders, positions=positions, trades=trades, accounts=accounts)
@@ -329,7 +330,8 @@ class ProjectXRealtimeClient:
 
         `owner` names the holder (managers pass themselves); the hub drops a kind only when no
         holder is left. Raises `SubscriptionError` (and forgets the request) if the hub
-        refuses it.
+        refuses it; during a reconnect it waits for the hub (up to `invoke_timeout`) to hear
+        its answer.
         """
         _check_contract_id(contract_id)
         kinds = _kinds(quotes=quotes, trades=trades, depth=depth)
@@ -372,7 +374,7 @@ class ProjectXRealtimeClient:
         if supervisor is None or self._closed:
             return  # not connected yet: the first connect issues the registry
         try:
-            failures = await supervisor.sync()
+            failures = await supervisor.sync(wait=bool(mine))
         except RealtimeConnectionError as exc:
             logger.info("%s hub: subscription change deferred (%s)", supervisor.hub, exc)
             return

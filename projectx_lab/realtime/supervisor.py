@@ -12,6 +12,7 @@ token source does), it is asked for a new session before the next attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import inspect
@@ -133,6 +134,7 @@ class HubSupervisor:
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._next_id = 0
         self._sync_lock = asyncio.Lock()
+        self._up = asyncio.Event()  # set while CONNECTED
         self._warned: set[str] = set()
         self._rng = random.Random()
         self._stale = StaleWatch(options.stale_after) if options.stale_after is not None else None
@@ -184,12 +186,17 @@ class HubSupervisor:
         if self.state is not ConnectionState.DISCONNECTED:
             self._set_state(ConnectionState.DISCONNECTED, ConnectionState.DISCONNECTED)
 
-    async def sync(self) -> dict[Subscription, HubInvocationError]:
+    async def sync(self, wait: bool = False) -> dict[Subscription, HubInvocationError]:
         """Align the live connection's subscriptions with the registry; errors per subscription.
 
-        A no-op while not connected (the reconnect path re-issues the registry itself).
-        Raises `RealtimeConnectionError` if the connection drops meanwhile.
+        A no-op while not connected (the reconnect path re-issues the registry itself); with
+        `wait`, a reconnect in progress is first waited for (up to `invoke_timeout`), so a new
+        subscription learns whether the hub accepts it. Raises `RealtimeConnectionError` if
+        the connection drops meanwhile.
         """
+        if wait and self.state is ConnectionState.RECONNECTING:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), self._options.invoke_timeout)
         async with self._sync_lock:
             transport = self._transport
             if transport is None or self.state is not ConnectionState.CONNECTED:
@@ -320,6 +327,10 @@ class HubSupervisor:
 
     def _set_state(self, state: ConnectionState, event: ConnectionState) -> None:
         self.state = state
+        if state is ConnectionState.CONNECTED:
+            self._up.set()
+        else:
+            self._up.clear()
         self._on_state(self.hub, event)
 
     # -- invocations and subscriptions ----------------------------------------------------

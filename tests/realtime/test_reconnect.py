@@ -3,6 +3,7 @@ frozen market stream, a server that never pings, and token expiry across a rebui
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from projectx_lab.realtime import ConnectionState
+from projectx_lab.realtime.client import SubscriptionError
 from projectx_lab.sim import Simulator
 
 from ..conftest import wait_until as eventually
@@ -124,3 +126,23 @@ async def test_client_sends_keepalive_pings(make_rt: Any, sim: Simulator) -> Non
     await eventually(lambda: all(c.pings_received >= 20 for c in connections("all")), 10.0)
     assert {c.connection_id for c in connections("all")} == first and len(first) == 2
     assert not states.items  # no drop, no reconnect
+
+
+async def test_a_subscription_made_during_a_reconnect_learns_the_hubs_answer(
+    make_rt: Any, sim: Simulator
+) -> None:
+    rt = await make_rt()
+    await rt.subscribe_market(MNQ, depth=False)
+    states = Recorder()
+    rt.state_event += states
+    sim.faults.block_hub("market")  # the reconnect waits until we let it through
+    sim.faults.drop_hub("market", "abort")
+    await states.wait_for_item(state_is("market", "reconnecting"))
+    refused = asyncio.ensure_future(rt.subscribe_market("CON.F.US.NOPE.Z26"))
+    sim.faults.unblock_hub("market")
+    with pytest.raises(SubscriptionError, match="NOPE"):
+        await asyncio.wait_for(refused, 10)
+    assert rt.market_subscriptions == {MNQ: frozenset({"quotes", "trades"})}
+    assert hub_subscriptions(sim, "market") == [
+        frozenset({("GatewayQuote", MNQ), ("GatewayTrade", MNQ)})
+    ]
