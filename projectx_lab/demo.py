@@ -159,7 +159,7 @@ class Formats:
 
     @staticmethod
     def ratio(value: float | None) -> str:
-        return "—" if value is None else f"{value:+.2f}"
+        return "—" if value is None else f"{value:+z.2f}"
 
     @staticmethod
     def position(size: int) -> str:

@@ -41,7 +41,7 @@ class PositionPnL:
     drawdown: float | None  # peak_unrealized − current unrealized, >= 0
 
     def __repr__(self) -> str:
-        upnl = "n/a" if self.unrealized is None else f"{self.unrealized:+.2f}"
+        upnl = "n/a" if self.unrealized is None else f"{self.unrealized:+z.2f}"
         return (
             f"PositionPnL({self.contract_id} {self.signed_size:+d} @ {self.average_price}, "
             f"last={self.price}, unrealized={upnl})"
@@ -71,9 +71,9 @@ class PortfolioPnL:
 
     def __repr__(self) -> str:
         return (
-            f"PortfolioPnL(total={self.total:+.2f}, realized={self.realized:+.2f}, "
+            f"PortfolioPnL(total={self.total:+z.2f}, realized={self.realized:+z.2f}, "
             f"fees+commissions={self.fees + self.commissions:.2f}, "
-            f"unrealized={self.unrealized:+.2f}, positions={len(self.positions)}, "
+            f"unrealized={self.unrealized:+z.2f}, positions={len(self.positions)}, "
             f"trades={self.trades})"
         )
 
@@ -93,7 +93,7 @@ class RiskMetrics:
     def __repr__(self) -> str:
         return (
             f"RiskMetrics(gross_exposure={self.gross_exposure:.2f}, "
-            f"net_exposure={self.net_exposure:+.2f}, drawdown={self.account_drawdown:.2f}, "
+            f"net_exposure={self.net_exposure:+z.2f}, drawdown={self.account_drawdown:.2f}, "
             f"max_drawdown={self.max_account_drawdown:.2f}, positions={len(self.positions)})"
         )
 

@@ -106,7 +106,7 @@ class PositionManager(AccountStream):
         held = ", ".join(f"{c} {p.signed_size:+d}" for c, p in self._positions.items()) or "flat"
         return (
             f"PositionManager(account_id={self.account_id}, {self._state}, positions=[{held}], "
-            f"realized={self.realized:+.2f}, alerts={len(self.alerts)})"
+            f"realized={self.realized:+z.2f}, alerts={len(self.alerts)})"
         )
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class CandlestickChart(ThrottledView):
         self._closed = False
         name = f"CandlestickChart[{contract or data.instrument_symbol} {self.timeframe}]"
         self.throttle = FrameThrottle(self._draw, fps=fps, name=name)  # needs a running loop
-        self.figure = LiveFigure(
+        self.figure = self.widget = LiveFigure(
             data=self._traces(),
             layout=self._layout(
                 height, title or f"{_display_name(data)} · {self.timeframe}", overlays
@@ -221,9 +221,6 @@ class CandlestickChart(ThrottledView):
             self._levels.close()
         self.throttle.close()
         self.figure.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.figure._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.fps:g} fps, {self.frames} frames"

@@ -41,6 +41,11 @@ class _BookWidget(ThrottledView):
     throttle: FrameThrottle
 
     def __init__(self, book: Any, fps: float, kind: str) -> None:
+        if not all(hasattr(book, name) for name in ("on_update", "on_trade", "contract_id")):
+            # checked before the throttle's task starts, which a later failure would leak
+            raise TypeError(
+                f"{kind} needs an OrderBook (suite.orderbook), got {type(book).__name__}"
+            )
         self.book = book
         self.throttle = FrameThrottle(self._draw, fps=fps, name=f"{kind}[{book.contract_id}]")
         self._closed = False
@@ -75,9 +80,6 @@ class _BookWidget(ThrottledView):
                 callbacks.remove(cb)
         self.throttle.close()
         self.widget.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.fps:g} fps, {self.frames} frames"

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
 from projectx_lab.client.models import OrderSide
+from projectx_lab.managers.timeframes import Timeframe
 
 _TICKS = re.compile(r"^(\d+)[tT]$")
 _SIDES = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
@@ -165,6 +166,19 @@ def _symbol(text: str) -> str:
     return text
 
 
+def _timeframes(text: str) -> tuple[str, ...]:
+    """`1min,5min`: each one checked here, so a typo is refused before any connection changes."""
+    frames = tuple(f.strip() for f in text.split(",") if f.strip())
+    if not frames:
+        raise argparse.ArgumentTypeError("needs at least one timeframe, e.g. 1min,5min")
+    for frame in frames:
+        try:
+            Timeframe.parse(frame)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return frames
+
+
 def _order_id(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"an order id is a positive whole number, got {text!r}")
@@ -270,7 +284,7 @@ def _connect_parser() -> _Parser:
     parser.add_argument("--speed", type=_positive_float, help="simulator speed (default 1)")
     parser.add_argument("--seed", type=int, help="simulator market seed (default 7)")
     parser.add_argument("--account", metavar="NAME", help="account name or id to trade")
-    parser.add_argument("--timeframes", default="1min,5min", metavar="1min,5min")
+    parser.add_argument("--timeframes", type=_timeframes, default="1min,5min", metavar="1min,5min")
     return parser
 
 
@@ -284,14 +298,13 @@ def parse_connect(line: str) -> ConnectRequest:
         CONNECT.error("--env connects to the real gateway: --sim, --speed and --seed do not apply")
     if args.sim is not None and (args.speed is not None or args.seed is not None):
         CONNECT.error("--speed and --seed configure the embedded simulator, not one given by --sim")
-    frames = tuple(f.strip() for f in args.timeframes.split(",") if f.strip())
-    if not frames:
-        CONNECT.error("--timeframes needs at least one timeframe, e.g. 1min,5min")
     if args.sim is not None and not args.sim.isidentifier():
         CONNECT.error(f"--sim takes a variable name, got {args.sim!r}")
     speed = 1.0 if args.speed is None else args.speed
     seed = 7 if args.seed is None else args.seed
-    return ConnectRequest(args.env, args.sim, args.symbol, speed, seed, args.account, frames)
+    return ConnectRequest(
+        args.env, args.sim, args.symbol, speed, seed, args.account, args.timeframes
+    )
 
 
 def _symbol_parser(prog: str) -> _Parser:

@@ -112,7 +112,8 @@ class ProjectXMagics(Magics):
         %px_connect --sim NAME [...]             use a running Simulator from the namespace
         %px_connect --env [--account NAME]       the real gateway from PROJECTX_* variables
 
-        Re-running replaces the previous connection and drops every arm.
+        Re-running replaces the previous connection (dropping every arm) once the new one is
+        up; a line or connection that fails leaves the previous one as it was.
         """
         request = _parsed(args.parse_connect, line)
         return self._run("px_connect", self.session.connect(request, self.shell.user_ns))

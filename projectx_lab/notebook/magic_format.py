@@ -3,9 +3,19 @@ tables for positions and orders (no I/O, nothing secret)."""
 
 from __future__ import annotations
 
-from projectx_lab.client.models import Instrument, Order, OrderSide, OrderStatus, Position
+from decimal import Decimal
+
+from projectx_lab.client.models import (
+    Instrument,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+)
 from projectx_lab.managers.brackets import BracketOrderResult
 from projectx_lab.managers.orders import CancelResult, FlattenResult
+from projectx_lab.managers.pricing import snap_order_price
 
 from .magic_args import BracketRequest
 
@@ -13,17 +23,40 @@ from .magic_args import BracketRequest
 def bracket_line(
     result: BracketOrderResult, instrument: Instrument, request: BracketRequest
 ) -> str:
-    """`bracket BUY 1 MNQ (CON…): entry 1 · stop 2 (8t) · target 3 (16t)`."""
+    """`bracket BUY 1 MNQ (CON…): entry 1 · stop 2 (8t) · target 3 (16t)`, with the prices as
+    sent (snapped to the tick grid, "rounded from" the price asked when that moved it)."""
     side = "BUY" if result.side == OrderSide.BUY else "SELL"
-    legs = []
-    if request.stop is not None:
-        legs.append(f"stop {result.stop_order_id} ({request.stop})")
-    if request.target is not None:
-        legs.append(f"target {result.target_order_id} ({request.target})")
-    return (
-        f"bracket {side} {result.size} {instrument.symbol} ({result.contract_id}): "
-        f"entry {result.entry_order_id} · " + " · ".join(legs)
+    tick = instrument.tick_size
+    parts = [f"entry {result.entry_order_id}"]
+    limit = None
+    if request.limit is not None:
+        limit = snap_order_price(request.limit, tick, OrderType.LIMIT, result.side)
+        rounded = "" if limit == request.limit else f" (rounded from {request.limit})"
+        parts[0] += f" limit {_on_grid(limit, tick)}{rounded}"
+    for name, order_id, leg, ticks in (
+        ("stop", result.stop_order_id, request.stop, result.stop_loss_ticks),
+        ("target", result.target_order_id, request.target, result.take_profit_ticks),
+    ):
+        if leg is None or ticks is None:
+            continue
+        distance = f"{abs(ticks)}t"
+        if leg.price is None:
+            parts.append(f"{name} {order_id} ({distance})")
+        elif limit is not None:  # the gateway sets legs from the fill: here, at the limit
+            price = limit + ticks * tick
+            rounded = "" if leg.price == price else f", rounded from {leg.price}"
+            parts.append(f"{name} {order_id} @ {_on_grid(price, tick)} ({distance}{rounded})")
+        else:
+            parts.append(f"{name} {order_id} ({distance} from the fill, for {leg.price})")
+    return f"bracket {side} {result.size} {instrument.symbol} ({result.contract_id}): " + (
+        " · ".join(parts)
     )
+
+
+def _on_grid(price: Decimal, tick: Decimal) -> str:
+    """A price with as many decimals as the tick size has."""
+    decimals = max(0, -int(tick.normalize().as_tuple().exponent))
+    return f"{price:.{decimals}f}"
 
 
 def flatten_line(result: FlattenResult, before: Position | None) -> str:
@@ -68,6 +101,14 @@ def type_name(order: Order) -> str:
     """An order type in lower case (unknown ints kept)."""
     kind = order.type
     return kind.name.lower() if hasattr(kind, "name") else f"type {kind}"
+
+
+def money(value: Decimal | None) -> str:
+    """Dollars to the cent with a sign (`+12.50`); zero, however signed, is `0.00`."""
+    if value is None:
+        return "—"
+    cents = round(value, 2)
+    return "0.00" if cents == 0 else f"{cents:+.2f}"
 
 
 def or_dash(value: object) -> str:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from projectx_lab.client import ProjectX
 from projectx_lab.client.errors import (
     InstrumentNotFoundError,
     OrderNotFoundError,
+    OrderOutcomeUnknownError,
     ProjectXError,
     ValidationError,
 )
 from projectx_lab.client.models import Account, Instrument, Order, OrderSide, OrderStatus, Position
+from projectx_lab.client.validation import new_custom_tag
 from projectx_lab.managers.brackets import BracketOrderResult, build_legs
 from projectx_lab.managers.order_tracker import is_working
 from projectx_lab.managers.orders import CancelResult, FlattenResult
@@ -35,12 +38,17 @@ from .magic_format import (
     bracket_line,
     cancel_line,
     flatten_line,
+    money,
     or_dash,
     side_name,
     status_name,
     table,
     type_name,
 )
+
+# an order's status once the gateway has taken it (working, or how it ended)
+_SETTLED = (OrderStatus.OPEN, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED,
+            OrderStatus.REJECTED)  # fmt: skip
 
 
 class MagicSession:
@@ -103,42 +111,16 @@ class MagicSession:
     async def connect(
         self, request: ConnectRequest, namespace: Mapping[str, Any] | None = None
     ) -> TradingSuite:
-        """Close any previous connection, then start (or adopt) a simulator or read the
-        environment, log in, pick the account and start a suite for `request.symbol`."""
-        borrowed = _borrowed_sim(request, namespace or {})
-        await self.disconnect(quiet=True)
+        """Start (or adopt) a simulator or read the environment, log in, pick the account and
+        start a suite for `request.symbol`; only then close the previous connection, so a
+        failure leaves it working."""
+        opened = await _open(request, _borrowed_sim(request, namespace or {}))
+        previous = self._detach()
         self.loop = asyncio.get_running_loop()
-        sim: Simulator | None = borrowed
-        client: ProjectX | None = None
-        try:
-            if request.env:
-                try:
-                    client = ProjectX.from_env()
-                except ValidationError as exc:
-                    raise MagicUsageError(f"--env: {exc}") from None
-            else:
-                if sim is None:
-                    sim = Simulator(seed=request.seed, speed=request.speed)
-                    await sim.start()
-                    self._owns_sim = True
-                client = ProjectX.for_simulator(sim)
-            if request.account is not None:
-                await client.select_account(request.account)
-            else:
-                await client.authenticate()
-            suite = await TradingSuite.create(
-                request.symbol, project_x=client, timeframes=request.timeframes
-            )
-        except BaseException:
-            if client is not None:
-                await client.aclose()
-            if sim is not None and self._owns_sim:
-                await sim.stop()
-            self._owns_sim = False
-            raise
-        self.sim, self.client, self.suite = sim, client, suite
+        self.suite, self.client, self.sim, self._owns_sim = opened
+        await previous.close()
         print(self._describe())
-        return suite
+        return self._suite()
 
     def _describe(self) -> str:
         suite, account = self._suite(), self.account()
@@ -161,30 +143,27 @@ class MagicSession:
 
     async def disconnect(self, *, quiet: bool = False) -> bool:
         """Close the suite, the client and an owned simulator; drop every arm."""
-        suite, client, sim = self.suite, self.client, self.sim
-        owns_sim = self._owns_sim
-        self.suite = self.client = self.sim = None
-        self._owns_sim = False
-        self.arming.disarm()
-        if suite is None and client is None:
+        previous = self._detach()
+        if previous.suite is None and previous.client is None:
             if not quiet:
                 print("not connected")
             return False
-        if suite is not None:
-            await suite.close()
-        if client is not None:
-            await client.aclose()
-        if sim is not None and owns_sim:
-            await sim.stop()
+        await previous.close()
         if not quiet:
             print("disconnected")
         return True
 
     def forget(self) -> None:
         """Drop a connection whose event loop is gone, without touching it."""
+        self._detach()
+
+    def _detach(self) -> _Connection:
+        """Take the connection out of the session (dropping every arm) without closing it."""
+        previous = _Connection(self.suite, self.client, self.sim, self._owns_sim)
         self.suite = self.client = self.sim = None
         self._owns_sim = False
         self.arming.disarm()
+        return previous
 
     # -- brackets --------------------------------------------------------------------------
 
@@ -196,10 +175,14 @@ class MagicSession:
         await self._require_armed(requests, instruments)
         for number, (request, instrument) in enumerate(zip(requests, instruments, strict=True)):
             await self._check_legs(request, instrument, number if len(requests) > 1 else None)
+        # tagged before sending, so that an interrupted placement can be named and looked up
+        requests = [replace(r, tag=r.tag or new_custom_tag()) for r in requests]
         results: list[BracketOrderResult] = []
         for request, instrument in zip(requests, instruments, strict=True):
             try:
-                result = await self._place(suite, request, instrument)
+                what = f"placing %bracket {request}"
+                with _in_flight("place", what, "%orders for its tag", request.tag):
+                    result = await self._place(suite, request, instrument)
             except ProjectXError:
                 if results:
                     print(f"placed {len(results)} of {len(requests)} before this failure")
@@ -283,23 +266,32 @@ class MagicSession:
         requests: list[BracketRequest],
         results: list[BracketOrderResult],
     ) -> None:
+        """Each entry's state as the gateway reports it: filled (with the legs' prices),
+        working, or how it ended."""
         orders = suite.orders
         for request, result in zip(requests, results, strict=True):
-            if request.limit is not None:
-                print(f"  entry {result.entry_order_id} working: limit {request.limit}")
-                continue
+            entry_id = result.entry_order_id
             try:
-                filled = await orders.wait_for_fill(result.entry_order_id, self.fill_timeout)
+                if request.limit is None:
+                    entry = await orders.wait_for_fill(entry_id, self.fill_timeout)
+                else:
+                    entry = await orders.wait_for_status(
+                        entry_id, *_SETTLED, timeout=self.fill_timeout
+                    )
             except TimeoutError:
-                print(f"  entry {result.entry_order_id} not filled within {self.fill_timeout:g}s")
+                print(f"  entry {entry_id} not filled within {self.fill_timeout:g}s")
                 continue
             except ProjectXError as exc:
-                print(f"  entry {result.entry_order_id}: {exc}")
+                print(f"  entry {entry_id}: {exc}")
+                continue
+            if entry.status != OrderStatus.FILLED:
+                working = f"working: limit {entry.limit_price}" if is_working(entry) else None
+                print(f"  entry {entry_id} {working or status_name(entry)}")
                 continue
             legs = [await _leg_state(orders, i) for i in (result.stop_order_id,
                                                           result.target_order_id) if i]  # fmt: skip
             shown = "".join(f" · {leg}" for leg in legs)
-            print(f"  filled {filled.fill_volume} @ {filled.filled_price}{shown}")
+            print(f"  filled {entry.fill_volume} @ {entry.filled_price}{shown}")
 
     # -- flatten / cancel ------------------------------------------------------------------
 
@@ -320,7 +312,8 @@ class MagicSession:
         results: list[FlattenResult] = []
         for contract_id in contracts:
             before = await suite.positions.get_position(contract_id)
-            result = await suite.orders.flatten(contract_id)
+            with _in_flight("close", f"flattening {contract_id}", "%positions and %orders"):
+                result = await suite.orders.flatten(contract_id)
             results.append(result)
             print(flatten_line(result, before))
         _raise_if_still_working([r.cancelled for r in results], "%flatten")
@@ -332,7 +325,8 @@ class MagicSession:
         self.arming.require(self.api_url, self.account(), self.embedded)
         if request.all:
             contract = None if request.symbol is None else await self._instrument(request.symbol)
-            result = await orders.cancel_all_orders(contract)
+            with _in_flight("cancel", "cancelling every working order", "%orders"):
+                result = await orders.cancel_all_orders(contract)
         else:
             targets: list[Order] = []
             for order_id in request.order_ids:
@@ -347,12 +341,13 @@ class MagicSession:
                 targets.append(order)
             cancelled: list[int] = []
             failed: dict[int, str] = {}
-            for order in targets:
-                try:
-                    await orders.cancel_order(order.id)
-                    cancelled.append(order.id)
-                except ProjectXError as exc:
-                    failed[order.id] = str(exc)
+            with _in_flight("cancel", f"cancelling {len(targets)} order(s)", "%orders"):
+                for order in targets:
+                    try:
+                        await orders.cancel_order(order.id)
+                        cancelled.append(order.id)
+                    except ProjectXError as exc:
+                        failed[order.id] = str(exc)
             result = CancelResult(tuple(cancelled), failed)
         print(cancel_line(result))
         _raise_if_still_working([result], "%cancel")
@@ -374,8 +369,7 @@ class MagicSession:
             upnl = pnl.unrealized if pnl is not None else None
             rows.append((
                 position.contract_id, f"{position.signed_size:+d}",
-                str(position.average_price), or_dash(last),
-                "—" if upnl is None else f"{upnl:+.2f}",
+                str(position.average_price), or_dash(last), money(upnl),
             ))  # fmt: skip
         print(table(("contract", "size", "avg price", "last", "unrealized"), rows))
         return held
@@ -462,6 +456,67 @@ class MagicSession:
         return facts, warnings
 
 
+class _Connection(NamedTuple):
+    """What one `%px_connect` opened, closed together (the simulator only when owned)."""
+
+    suite: TradingSuite | None
+    client: ProjectX | None
+    sim: Simulator | None
+    owns_sim: bool
+
+    async def close(self) -> None:
+        """Close the suite, then the client, then the simulator if owned."""
+        if self.suite is not None:
+            await self.suite.close()
+        if self.client is not None:
+            await self.client.aclose()
+        if self.sim is not None and self.owns_sim:
+            await self.sim.stop()
+
+
+async def _open(request: ConnectRequest, borrowed: Simulator | None) -> _Connection:
+    """The connection `request` asks for; what it started is closed again if it fails."""
+    sim, owns_sim = borrowed, False
+    client: ProjectX | None = None
+    try:
+        if request.env:
+            try:
+                client = ProjectX.from_env()
+            except ValidationError as exc:
+                raise MagicUsageError(f"--env: {exc}") from None
+        else:
+            if sim is None:
+                sim, owns_sim = Simulator(seed=request.seed, speed=request.speed), True
+                await sim.start()
+            client = ProjectX.for_simulator(sim)
+        if request.account is not None:
+            await client.select_account(request.account)
+        else:
+            await client.authenticate()
+        suite = await TradingSuite.create(
+            request.symbol, project_x=client, timeframes=request.timeframes
+        )
+    except BaseException:
+        await _Connection(None, client, sim, owns_sim).close()
+        raise
+    return _Connection(suite, client, sim, owns_sim)
+
+
+@contextlib.contextmanager
+def _in_flight(operation: str, what: str, check: str, tag: str | None = None) -> Iterator[None]:
+    """Interrupted (Ctrl-C, cancelled) while `what` was on its way, its outcome is unknown: say
+    so and where to look, as the ambiguous-outcome error, not as a long traceback."""
+    try:
+        yield
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise OrderOutcomeUnknownError(
+            f"interrupted while {what}: it may have reached the gateway; check {check} "
+            "before sending it again",
+            operation=operation,
+            custom_tag=tag,
+        ) from None
+
+
 def _borrowed_sim(request: ConnectRequest, namespace: Mapping[str, Any]) -> Simulator | None:
     if request.sim is None:
         return None
@@ -498,7 +553,7 @@ def _leg_kwargs(request: BracketRequest) -> dict[str, Any]:
 async def _leg_state(orders: Any, order_id: int) -> str:
     """`stop 124 @ 21448.25` once the leg is working, else its status."""
     try:
-        order = await orders.wait_for_status(order_id, OrderStatus.OPEN, *range(2, 6), timeout=1)
+        order = await orders.wait_for_status(order_id, *_SETTLED, timeout=1)
     except TimeoutError:
         order = await orders.get_order(order_id)
     name = "stop" if order.custom_tag and order.custom_tag.endswith("-SL") else "target"

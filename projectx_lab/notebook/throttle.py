@@ -10,6 +10,7 @@ for views that attached late.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import math
 import re
@@ -17,6 +18,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("projectx_lab.notebook")
 DEFAULT_FPS = 8.0
@@ -180,9 +182,11 @@ class FrameThrottle:
 
 
 class ThrottledView:
-    """Controls every live widget shares: frame rate, frames drawn, draw-now, wait for a frame."""
+    """Controls every live widget shares: frame rate, frames drawn, draw-now, wait for a frame,
+    display."""
 
     throttle: FrameThrottle
+    widget: Any
     _closed: bool
 
     @property
@@ -209,3 +213,10 @@ class ThrottledView:
     async def next_frame(self, timeout: float | None = 10.0) -> int:
         """Wait for the next frame; returns the frame count."""
         return await self.throttle.next_frame(timeout)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget; once closed (it has no view left), a line saying so."""
+        if self._closed:
+            text = repr(self)
+            return {"text/plain": text, "text/html": f"<code>{html.escape(text)}</code>"}
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -255,7 +255,7 @@ class PaperResult:
         rate = "n/a" if self.win_rate is None else f"{self.win_rate:.0%}"
         return (
             f"PaperResult({self.strategy} on {self.contract_id}, {self.start:%Y-%m-%d %H:%M} → "
-            f"{self.end:%H:%M} UTC, pnl={self.pnl:+.2f}, trades={self.num_trades}, "
+            f"{self.end:%H:%M} UTC, pnl={self.pnl:+z.2f}, trades={self.num_trades}, "
             f"win_rate={rate}, max_drawdown={self.max_drawdown:.2f}, "
             f"costs={self.fees + self.commissions:.2f})"
         )
@@ -321,7 +321,7 @@ class PaperResult:
         )
         fig.update_layout(
             title=(
-                f"{self.strategy} on {self.contract_id}: P&L {self.pnl:+.2f}, "
+                f"{self.strategy} on {self.contract_id}: P&L {self.pnl:+z.2f}, "
                 f"{self.num_trades} trades, max drawdown {self.max_drawdown:.2f}"
             ),
             xaxis_rangeslider_visible=False,

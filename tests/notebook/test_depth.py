@@ -5,12 +5,13 @@ late view gets the current ladder."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from decimal import Decimal
 
 import pytest
 
-from projectx_lab.notebook import DepthChart, DomLadder, cell_scope, registry
+from projectx_lab.notebook import CandlestickChart, DepthChart, DomLadder, cell_scope, registry
 
 from .widget_support import (  # noqa: F401  (fixtures)
     comms_fixture,
@@ -140,3 +141,23 @@ async def test_depth_widgets_validate_and_are_replaced_on_rerun(live) -> None:
     finally:
         registry.dispose("ladder-cell")
     assert len(book.on_update) == callbacks
+
+
+async def test_a_wrong_book_is_refused_before_any_task_starts(live) -> None:
+    _, suite = live
+    running = asyncio.all_tasks()
+    for widget in (DepthChart, DomLadder):
+        with pytest.raises((TypeError, AttributeError)):  # not a book: whatever the error,
+            widget(suite.data)  # no frame task may be left running
+    assert [t for t in asyncio.all_tasks() - running if not t.cancelling()] == []
+    with pytest.raises(TypeError, match="needs an OrderBook"):
+        DepthChart(suite.data)
+
+
+async def test_closed_widgets_display_as_closed(live) -> None:
+    _, suite = live
+    for view in (CandlestickChart(suite.data), DepthChart(suite.orderbook),
+                 DomLadder(suite.orderbook)):  # fmt: skip
+        view.close()
+        shown = view._repr_mimebundle_()  # what showing `chart` as a cell's last line asks for
+        assert shown["text/plain"].endswith(", closed)") and "closed" in shown["text/html"]

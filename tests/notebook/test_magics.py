@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from traitlets.config import Config
 
 from projectx_lab import ProjectX
-from projectx_lab.notebook import doctor, magic_args
+from projectx_lab.notebook import doctor, magic_args, magic_format
 from projectx_lab.notebook.loop import shutdown
 from projectx_lab.notebook.magic_session import MagicSession
 from projectx_lab.notebook.magics import AwaitMagics, MagicCall, unload_ipython_extension
@@ -27,6 +27,7 @@ from ..conftest import sim_options
 PLACE = "/api/Order/place"
 CANCEL = "/api/Order/cancel"
 CLOSE = "/api/Position/closeContract"
+LOGIN = "/api/Auth/loginKey"
 BRACKET_IDS = re.compile(r"entry (\d+) · stop (\d+) \(8t\) · target (\d+) \(16t\)")
 
 
@@ -201,6 +202,96 @@ async def test_malformed_lines_print_usage_errors_and_send_nothing(
     assert sim.request_count(CANCEL) == 0
     assert sim.request_count(CLOSE) == 0
     assert session_of(shell).connected  # a bad line changes nothing, the connection included
+
+
+async def test_a_failed_reconnect_leaves_the_working_session_alone(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = Cells(shell, capsys)
+    await cells.ok("suite = %px_connect --speed 20 --timeframes 1min")
+    session = session_of(shell)
+    suite, sim = session.suite, session.sim
+    sim.clock.speed = 1e-9  # frozen: the position stays as placed
+    await cells.ok("%bracket MNQ buy 1 --stop 40t --target 80t")
+    err = await cells.usage_error("%px_connect --symbol MSE --timeframes 1min")
+    assert "'MSE'" in err
+    assert session.suite is suite and not suite.closed and sim.running
+    assert shell.user_ns["suite"] is suite
+    assert re.search(r"CON\.F\.US\.MNQ\.\w+\s+\+1\s", await cells.ok("%positions"))
+    assert "position closed (was +1)" in await cells.ok("%flatten")
+
+
+async def test_a_bad_timeframe_is_refused_before_anything_changes(
+    sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = Cells(shell, capsys)
+    shell.user_ns["sim"] = sim
+    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    suite, logins = shell.user_ns["suite"], sim.request_count(LOGIN)
+    err = await cells.usage_error("%px_connect --sim sim --timeframes 1min,5mn")
+    assert "unknown timeframe '5mn'" in err
+    assert sim.request_count(LOGIN) == logins and session_of(shell).suite is suite
+    assert not suite.closed
+
+
+async def test_an_interrupted_bracket_says_it_may_be_placed(
+    sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = Cells(shell, capsys)
+    shell.user_ns["sim"] = sim
+    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    orders = shell.user_ns["suite"].orders
+    placed = asyncio.Event()
+
+    def seen(order, previous) -> None:
+        if order.custom_tag == "mine-1":
+            placed.set()
+
+    orders.on_order_update += seen
+    sim.faults.swallow_next(PLACE)  # the simulator places the order but never answers
+    cell = asyncio.ensure_future(run(shell, "%bracket MNQ buy 1 --stop 8t --tag mine-1"))
+    await asyncio.wait_for(placed.wait(), 10)
+    cell.cancel()  # what ipykernel does to the running cell on an interrupt
+    assert not (await cell).success
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "CancelledError" not in out + err, out + err
+    assert err.startswith("UsageError: ") and err.count("\n") == 1, err
+    assert "placing %bracket MNQ buy 1 --stop 8t --tag mine-1" in err
+    assert "may have reached the gateway; check %orders" in err
+    assert sim.request_count(PLACE) == 1
+    assert "mine-1-SL" in await cells.ok("%orders")
+    await cells.ok("%flatten")
+
+
+async def test_bracket_prints_the_prices_sent_and_the_entrys_state(
+    sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = Cells(shell, capsys)
+    shell.user_ns["sim"] = sim
+    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    suite = shell.user_ns["suite"]
+    last = Decimal(repr(await suite.orders.prices.wait(suite.instrument.id, 5.0)))
+    sim.clock.speed = 1e-9  # frozen: a limit below the market stays working
+    low = (last - 100).quantize(Decimal(1))
+    out = await cells.ok(f"%bracket MNQ buy 1 --stop 8t --target {low + 20}.10 --limit {low}.10")
+    entry = int(re.search(r"entry (\d+)", out)[1])
+    assert f"entry {entry} limit {low}.00 (rounded from {low}.10)" in out, out
+    assert re.search(r"stop \d+ \(8t\)", out), out
+    assert re.search(rf"target \d+ @ {low + 20}\.25 \(81t, rounded from {low + 20}\.10\)", out)
+    assert re.search(rf"^  entry {entry} working: limit {low}(\.0*)?$", out, re.M), out
+    assert (await suite.orders.get_order(entry)).limit_price == low
+
+    out = await cells.ok(f"%bracket MNQ buy 1 --stop 8t --limit {last + 50}")
+    assert "working" not in out and re.search(r"filled 1 @ [\d.]+ · stop \d+ @", out), out
+
+    high = (last + 10).quantize(Decimal(1))
+    out = await cells.ok(f"%bracket MNQ sell 1 --stop {high}.10")
+    ticks = int(re.search(rf"stop \d+ \((\d+)t from the fill, for {high}\.10\)", out)[1])
+    fill, stop = (
+        Decimal(p) for p in re.search(r"filled 1 @ ([\d.]+) · stop \d+ @ ([\d.]+)", out).groups()
+    )
+    assert stop == fill + ticks * suite.instrument.tick_size
+    await cells.ok("%flatten")
 
 
 async def test_unarmed_live_account_is_refused_and_arming_caps_size(
@@ -438,6 +529,17 @@ async def test_doctor_magic_reports_stack_and_connection(
 )  # fmt: skip
 def test_leg_parsing(text: str, leg: magic_args.Leg) -> None:
     assert magic_args.parse_bracket(f"MNQ buy 1 --stop {text}").stop == leg
+
+
+@pytest.mark.parametrize(
+    ("pnl", "shown"),
+    [(Decimal("-0"), "0.00"), (Decimal("-0.004"), "0.00"), (Decimal("0"), "0.00"),
+     (Decimal("12.5"), "+12.50"), (Decimal("-8.5"), "-8.50"), (None, "—")],
+)  # fmt: skip
+def test_positions_pnl_has_no_signed_zero(pnl: Decimal | None, shown: str) -> None:
+    """A short marked at its own price is worth -0 (a signed Decimal zero): `%positions` shows
+    it, like any zero, as 0.00."""
+    assert magic_format.money(pnl) == shown
 
 
 @pytest.fixture(autouse=True)
