@@ -44,6 +44,7 @@ import numpy as np
 from .accounts import FIRST_ACCOUNT_ID, Event, PaperAccount
 from .clock import VirtualClock
 from .config import SimConfig
+from .liquidity import TakenLiquidity
 from .orders import (
     BUY,
     LIMIT_LIKE,
@@ -203,6 +204,7 @@ class Broker:
         self, config: SimConfig, markets: MarketsView, clock: VirtualClock, emit: Emit
     ) -> None:
         self._markets = markets
+        self._liquidity = TakenLiquidity()
         self._clock = clock
         self._emit = emit
         self._touch = config.fill_on_touch
@@ -400,7 +402,7 @@ class Broker:
             plan.trail, plan.extreme = distance, last
             plan.stop = last + distance if side == BUY else last - distance
         elif otype in (OrderType.JOIN_BID, OrderType.JOIN_ASK):
-            book = self._markets.book(cid, now)
+            book = self._book(cid, now)
             levels = book.bids if otype == OrderType.JOIN_BID else book.asks
             if not levels:
                 which = "bid" if otype == OrderType.JOIN_BID else "ask"
@@ -415,14 +417,14 @@ class Broker:
             self._plan_brackets(plan, sl_raw, tp_raw, tags)
 
         if otype == OrderType.MARKET:
-            book = self._markets.book(cid, now)
+            book = self._book(cid, now)
             levels = book.asks if side == BUY else book.bids
             fallback = None if levels else self._last(cid, now)
             plan.fills = _market_fills(levels, size, side == BUY, fallback)
             if plan.fills is None:
                 raise _Reject(2, "Invalid symbol")
         elif otype in LIMIT_LIKE:
-            book = book or self._markets.book(cid, now)
+            book = book or self._book(cid, now)
             levels = book.asks if side == BUY else book.bids
             plan.fills = _take(levels, size, side == BUY, plan.limit)[0]
         return plan
@@ -502,7 +504,7 @@ class Broker:
             self._record(order)
             self._queue_order(order)
         if plan.fills:
-            self._execute(entry, plan.fills, now)
+            self._execute(entry, plan.fills, now, now)
         else:
             self._work(entry)
         return 0, None, entry_id
@@ -526,8 +528,17 @@ class Broker:
 
     # ------------------------------------------------------------------ fills and lifecycle
 
-    def _execute(self, order: Order, fills: Fills, ts: int) -> None:
-        """Apply fills to `order` and its account, then run OCO and bracket activation."""
+    def _book(self, contract_id: str, ts_ns: int) -> BookView:
+        """The market's book at `ts_ns` less the liquidity our own fills took from it."""
+        book = self._markets.book(contract_id, ts_ns)
+        return self._liquidity.view(contract_id, book.bids, book.asks) or book
+
+    def _execute(self, order: Order, fills: Fills, ts: int, book_ts: int | None = None) -> None:
+        """Apply fills to `order` and its account, then run OCO and bracket activation;
+        `book_ts` says the fills were taken from the book at that instant."""
+        if book_ts is not None:
+            book = self._markets.book(order.contract_id, book_ts)
+            self._liquidity.take(order.contract_id, book.bids, book.asks, order.side == BUY, fills)
         for price, qty in fills:
             order.fill_volume += qty
             order.filled_cost += price * qty
@@ -671,7 +682,7 @@ class Broker:
         )
         halted = self._is_halted(cid)  # out of session: the change is kept, nothing fills
         if rests_as_limit and (limit is not None or size is not None) and not halted:
-            book = self._markets.book(cid, now)
+            book = self._book(cid, now)
             buy = order.side == BUY
             remaining = (size or order.size) - order.fill_volume
             price = limit if limit is not None else order.limit_ticks
@@ -708,7 +719,7 @@ class Broker:
         order.updated_ns = order.active_ns = now
         self._queue_order(order)
         if fills:
-            self._execute(order, fills, now)
+            self._execute(order, fills, now, now)
 
     def cancel(self, account_id: int, order_id: int) -> tuple[int, str | None, None]:
         """`Order/cancel`: (CancelOrderErrorCode, message, None)."""
@@ -770,7 +781,7 @@ class Broker:
                 return 5, None, None
         now = self._now()
         side = SELL if pos.long else BUY
-        book = self._markets.book(info.contract_id, now)
+        book = self._book(info.contract_id, now)
         levels = book.asks if side == BUY else book.bids
         fallback = None if levels else self._last(info.contract_id, now)
         fills = _market_fills(levels, qty, side == BUY, fallback)
@@ -783,7 +794,7 @@ class Broker:
         try:
             self._record(order)
             self._queue_order(order)
-            self._execute(order, fills, now)
+            self._execute(order, fills, now, now)
         finally:
             self._flush()
         return 0, None, None
@@ -1033,16 +1044,16 @@ class Broker:
             self._execute(order, [(order.limit_ticks or price, order.remaining)], ts)
             return
         buy = order.side == BUY
-        book = self._markets.book(order.contract_id, stamp)
+        book = self._book(order.contract_id, stamp)
         levels = book.asks if buy else book.bids
         if kind == OrderType.STOP_LIMIT:
             order.triggered = True
             fills = _take(levels, order.remaining, buy, order.limit_ticks)[0]
             if fills:
-                self._execute(order, fills, ts)
+                self._execute(order, fills, ts, stamp)
             return
         fills = _market_fills(levels, order.remaining, buy, price) or [(price, order.remaining)]
-        self._execute(order, fills, ts)
+        self._execute(order, fills, ts, stamp)
 
 
 def _ns_or_none(value: Any, name: str) -> int | None:

@@ -490,6 +490,19 @@ def test_a_print_that_brings_the_offer_down_to_a_resting_bid_fills_it(env: Env) 
     assert row["status"] == 2 and row["filledPrice"] == px(79_995)
 
 
+def test_liquidity_taken_stays_taken_until_the_book_changes(env: Env) -> None:
+    # Three 2-lot market buys at one instant walk the asks like one 6-lot order would.
+    for _ in range(3):
+        env.ok(type=2, side=0, size=2)
+    fills = sorted((t["price"], t["size"]) for t in env.trades())
+    assert fills == [(px(80_001), 2), (px(80_002), 2), (px(80_003), 2)]
+    env.ok(type=2, side=0, size=1)  # the asks are gone: the rest prices at the deepest level
+    assert env.trades()[0]["price"] == px(80_003)
+    env.market.quote(MNQ, 80_000, 80_001, (3, 3, 3))  # a new book (next sample or a trade)
+    env.ok(type=2, side=0, size=1)
+    assert env.trades()[0]["price"] == px(80_001)
+
+
 def test_fill_on_touch_fills_at_the_limit() -> None:
     env = Env(fill_on_touch=True)
     oid = env.ok(type=1, side=1, limitPrice=px(80_010))
