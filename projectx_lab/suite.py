@@ -138,7 +138,7 @@ class TradingSuite:
             book = feed = None
             if "orderbook" in wanted:
                 book = OrderBook(info.id, float(info.tick_size))
-                feed = BookFeed(book, realtime)
+                feed = book.feed = BookFeed(book, realtime)
             await data.initialize()
             await asyncio.gather(
                 data.start_realtime_feed(),

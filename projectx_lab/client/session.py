@@ -8,6 +8,7 @@ envelope check, with the token manager in front and two entry points:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ class Session:
         self.limiter = RateLimiter(settings)
         self.policy = ReadRetryPolicy(settings, on_retry=self._count_retry)
         self.auth = TokenManager(settings, self._auth_call, redactor)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop its connections live on
 
     def __repr__(self) -> str:
         return f"Session(api_url={self.settings.api_url!r}, auth={self.auth!r})"
@@ -116,12 +118,29 @@ class Session:
     async def _once(self, method: str, path: str, body: Any, token: str | None) -> Any:
         if self.transport.closed:
             raise ProjectXError("this client is closed; create a new one", endpoint=path)
+        self._check_loop(path)
         await self.limiter.acquire(path)
         self.stats.requests += 1
         reply = await self.transport.request(method, path, body, token)
         if 200 <= reply.status < 300:
             return reply.data
         raise self._status_error(path, reply)
+
+    def _check_loop(self, path: str) -> None:
+        """Refuse, before sending, a request from another event loop than the (still open) one
+        the client's connections and waiters live on: its reply could not be read there."""
+        loop = asyncio.get_running_loop()
+        home = self._loop
+        if home is None or home.is_closed():
+            self._loop = loop
+        elif home is not loop:
+            raise ProjectXError(
+                f"{path}: this client (and any suite using it) belongs to another event loop "
+                "than this call's; nothing was sent. Call it on its own loop: for a suite "
+                "made by %px_connect in a terminal or script, `run(...)` from "
+                "projectx_lab.notebook instead of `await`.",
+                endpoint=path,
+            )
 
     def _status_error(self, path: str, reply: Reply) -> Exception:
         status = reply.status

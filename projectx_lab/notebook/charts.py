@@ -7,12 +7,14 @@ chart          # display it; it keeps updating while the kernel is idle
 
 A tick from the data manager only marks the chart dirty; a `FrameThrottle` redraws at most
 `fps` times a second, reading the newest bars through a `BarWindow` and sending them inside one
-`batch_update` (one message per frame), so a frame costs O(window) no matter how much history
-the manager holds, and ticks cost nothing between frames. The x axis is a date axis fed aware
-datetimes in the manager's time zone (never epoch numbers, which would turn it linear).
-Overlays draw the user's working orders and the open position's entry/stop/target as
-horizontal lines that move when orders change. Late views see the current chart (see
-`livefigure.py`).
+`batch_update`: one plotly update per frame, which plotly's widget sends as 4 comm messages (the
+update, its reset to null, two edit counters; measured ~1.4 kB a frame for 60 candles with
+volume and an SMA). A frame costs O(window) no matter how much history the manager holds, and
+ticks cost nothing between frames. When the data feed stops (the suite closed), the chart stops
+too and says so. The x axis is a date axis fed aware datetimes in the manager's time zone
+(never epoch numbers, which would turn it linear). Overlays draw the user's working orders and
+the open position's entry/stop/target as horizontal lines that move when orders change. Late
+views see the current chart (see `livefigure.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .indicators import Indicator, parse_indicator
 from .livefigure import LiveFigure
 from .loop import track
 from .overlays import Level, TradeLevels, split_sources
-from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView
+from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView, check_source
 from .window import BarWindow
 
 _UP, _DOWN = "#26a69a", "#ef5350"
@@ -37,6 +39,7 @@ _PALETTE = ("#ff9800", "#3f51b5", "#9c27b0", "#795548", "#009688", "#607d8b")
 _LEVEL_COLOR = {"entry": "#455a64", "stop": "#e53935", "target": "#43a047"}
 _SIDE_COLOR = ("#1e88e5", "#fb8c00")  # working buy, sell orders
 _FULL_LAYOUT = ("shapes", "annotations", "xaxis", "yaxis", "yaxis2")
+_FEED_ENDED = "the data feed stopped (suite closed, or data.stop_realtime_feed())"
 
 
 class CandlestickChart(ThrottledView):
@@ -74,9 +77,11 @@ class CandlestickChart(ThrottledView):
         contract = data.contract_id
         if (orders is not None or positions is not None) and contract is None:
             raise ValueError("overlays need an initialized data manager (await data.initialize())")
+        self.timeframe = self.series.timeframe.label
+        name = f"CandlestickChart[{contract or data.instrument_symbol} {self.timeframe}]"
+        check_source(data.on_new_bar, name, _FEED_ENDED)
         self.data = data
         self.bars = bars
-        self.timeframe = self.series.timeframe.label
         lookback = max((ind.lookback for ind in self.indicators), default=0)
         self.window = BarWindow(self.series, bars + lookback, ZoneInfo(data.timezone))
         self.window.on_evict(self._evicted)
@@ -87,7 +92,6 @@ class CandlestickChart(ThrottledView):
         self.drawn_version = -1
         self._levels: TradeLevels | None = None
         self._closed = False
-        name = f"CandlestickChart[{contract or data.instrument_symbol} {self.timeframe}]"
         self.throttle = FrameThrottle(self._draw, fps=fps, name=name)  # needs a running loop
         self.figure = self.widget = LiveFigure(
             data=self._traces(),
@@ -106,6 +110,7 @@ class CandlestickChart(ThrottledView):
         except BaseException:
             self.close()
             raise
+        self._follow(data.on_new_bar, _FEED_ENDED)
         track(self)
 
     # -- figure construction ---------------------------------------------------------------
@@ -211,22 +216,18 @@ class CandlestickChart(ThrottledView):
         """The overlay levels as last drawn (empty without overlays)."""
         return self._drawn_levels or ()
 
-    def close(self) -> None:
-        """Stop updating, disconnect from the managers and close the widget."""
-        if self._closed:
-            return
-        self._closed = True
+    def _detach(self) -> None:
         self.data.on_tick -= self._on_tick
         if self._levels is not None:
             self._levels.close()
-        self.throttle.close()
-        self.figure.close()
+
+    def _show_stopped(self) -> None:
+        self.figure.note_stopped()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.fps:g} fps, {self.frames} frames"
         return (
             f"CandlestickChart({self.data.contract_id or self.data.instrument_symbol} "
-            f"{self.timeframe}, bars={self.bars}, {state})"
+            f"{self.timeframe}, bars={self.bars}, {self._state()})"
         )
 
 

@@ -23,9 +23,10 @@ from .livefigure import LiveFigure
 from .loop import track
 from .overlays import order_price
 from .reprs import type_code
-from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView
+from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView, check_source
 
 _BID, _ASK = "#26a69a", "#ef5350"
+_BOOK_ENDED = "the book's connection closed (suite closed)"
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -46,8 +47,14 @@ class _BookWidget(ThrottledView):
             raise TypeError(
                 f"{kind} needs an OrderBook (suite.orderbook), got {type(book).__name__}"
             )
+        name = f"{kind}[{book.contract_id}]"
+        # a feed's end shows as its connection's: `state_event`'s streams end when it closes
+        feed = getattr(book, "feed", None)
+        self._source_event = None if feed is None else feed.realtime.state_event
+        if self._source_event is not None:
+            check_source(self._source_event, name, _BOOK_ENDED)
         self.book = book
-        self.throttle = FrameThrottle(self._draw, fps=fps, name=f"{kind}[{book.contract_id}]")
+        self.throttle = FrameThrottle(self._draw, fps=fps, name=name)
         self._closed = False
 
     def _start(self) -> None:
@@ -58,6 +65,8 @@ class _BookWidget(ThrottledView):
         except BaseException:
             self.close()
             raise
+        if self._source_event is not None:
+            self._follow(self._source_event, _BOOK_ENDED)
         track(self)
 
     def _changed(self, book: Any) -> None:
@@ -69,21 +78,14 @@ class _BookWidget(ThrottledView):
     def _draw(self, full: bool) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Stop updating, detach from the book and close the widget."""
-        if self._closed:
-            return
-        self._closed = True
+    def _detach(self) -> None:
         for callbacks, cb in ((self.book.on_update, self._changed),
                               (self.book.on_trade, self._traded)):  # fmt: skip
             if cb in callbacks:
                 callbacks.remove(cb)
-        self.throttle.close()
-        self.widget.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.fps:g} fps, {self.frames} frames"
-        return f"{type(self).__name__}({self.book.contract_id}, {state})"
+        return f"{type(self).__name__}({self.book.contract_id}, {self._state()})"
 
 
 class DepthChart(_BookWidget):
@@ -152,6 +154,9 @@ class DepthChart(_BookWidget):
         if full:
             fig.send_full(("title",))
 
+    def _show_stopped(self) -> None:
+        self.figure.note_stopped()
+
 
 @dataclass(frozen=True, slots=True)
 class LadderRow:
@@ -197,10 +202,14 @@ class DomLadder(_BookWidget):
         if order.contract_id == self.book.contract_id:
             self.throttle.mark()
 
-    def close(self) -> None:
-        if not self._closed and self.orders is not None:
+    def _detach(self) -> None:
+        if self.orders is not None:
             self.orders.on_order_update -= self._order_changed
-        super().close()
+        super()._detach()
+
+    def _show_stopped(self) -> None:
+        note = f'<div class="pxl-ladder">stopped: {html.escape(self.stopped or "")}</div>'
+        self.widget.value = note + self.html
 
     def _index(self, price: float) -> int:
         return round(price / self.tick)

@@ -78,3 +78,8 @@ class LiveFigure(go.FigureWidget):
             relayout = {}
         if relayout:
             self._send_relayout_msg(relayout)
+
+    def note_stopped(self) -> None:
+        """Append "· stopped" to the title: open views keep the last frame, marked as final."""
+        title = self.layout.title
+        title.text = f"{title.text or ''} · stopped"

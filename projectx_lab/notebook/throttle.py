@@ -5,6 +5,10 @@ the loop that created the throttle sleeps out the rest of the frame interval, th
 `draw(full)` once for everything that changed meanwhile. Widgets are therefore only touched
 from that loop. `resync()` (safe from any thread) asks the next frame to send the full state,
 for views that attached late.
+
+A widget follows its source's end: an `Event` whose streams close when the source stops (the
+data manager's feed, the real-time connection). It is refused on a stopped source, and stops
+(says why, refuses `next_frame()` at once) when its source stops later.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class FrameThrottle:
     __slots__ = (
         "_dirty",
         "_draw",
+        "_ended",
         "_full",
         "_interval",
         "_last",
@@ -69,6 +74,7 @@ class FrameThrottle:
         "_wake",
         "errors",
         "frames",
+        "name",
     )
 
     def __init__(self, draw: Callable[[bool], None], *, fps: float = DEFAULT_FPS, name: str):
@@ -81,6 +87,8 @@ class FrameThrottle:
             ) from None
         self._interval = 1.0 / check_fps(fps)
         check_kernel()
+        self.name = name
+        self._ended = ""  # how it ended ("is closed", "stopped: ..."), once it has
         self._thread = threading.get_ident()
         self._draw = draw
         self._dirty = False
@@ -114,7 +122,7 @@ class FrameThrottle:
         if not self._dirty:
             if threading.get_ident() != self._thread:  # checked once per frame, not per event
                 raise RuntimeError(
-                    f"{self._name} got an update from another thread than its event loop's: "
+                    f"{self.name} got an update from another thread than its event loop's: "
                     "create widgets on the loop that runs the suite (in Jupyter: in a cell)"
                 )
             self._dirty = True
@@ -139,7 +147,7 @@ class FrameThrottle:
         except Exception:
             self.errors += 1
             if self.errors == 1 or self.errors % 100 == 0:
-                log.exception("%s: drawing a frame failed (%d so far)", self._name, self.errors)
+                log.exception("%s: drawing a frame failed (%d so far)", self.name, self.errors)
         self._last = self._loop.time()
         self.frames += 1
         waiters, self._waiters = self._waiters, []
@@ -148,17 +156,19 @@ class FrameThrottle:
                 waiter.set_result(self.frames)
 
     async def next_frame(self, timeout: float | None = 10.0) -> int:
-        """Wait until the next frame has been drawn; returns the frame count."""
+        """Wait until the next frame has been drawn; returns the frame count. Raises at once
+        once the throttle has ended (closed, or its source stopped)."""
         if self._task is None:
-            raise RuntimeError(f"{self._name} is closed")
+            raise RuntimeError(f"{self.name} {self._ended}")
         waiter = self._loop.create_future()
         self._waiters.append(waiter)
-        async with asyncio.timeout(timeout):
-            return await waiter
-
-    @property
-    def _name(self) -> str:
-        return self._task.get_name() if self._task is not None else "widget"
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.name}: no frame within {timeout:g} s (nothing changed meanwhile)"
+            ) from None
 
     async def _run(self) -> None:
         loop = self._loop
@@ -171,23 +181,39 @@ class FrameThrottle:
             if self._dirty or self._full:
                 self.flush()
 
-    def close(self) -> None:
-        """Stop drawing; pending `next_frame()` waiters are cancelled."""
+    def close(self, why: str = "is closed") -> None:
+        """Stop drawing; pending and later `next_frame()` calls raise `RuntimeError` saying
+        `why` ("is closed", "stopped: ...")."""
+        self._ended = why
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            waiter.cancel()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError(f"{self.name} {why}"))
+
+
+def check_source(event: Any, what: str, why: str) -> None:
+    """Refuse to make widget `what` on a stopped source: once `event`'s source has stopped,
+    `event.stream()` hands out streams that have already ended."""
+    stream = event.stream(1)
+    ended = stream._closed  # EventStream has no public flag for it
+    stream.close()
+    if ended:
+        raise RuntimeError(f"cannot create {what}: {why}; make it from an open suite")
 
 
 class ThrottledView:
     """Controls every live widget shares: frame rate, frames drawn, draw-now, wait for a frame,
-    display."""
+    display, close, and stopping when the source stops."""
 
     throttle: FrameThrottle
     widget: Any
     _closed: bool
+    stopped: str | None = None  # why it no longer draws, once its source stopped
+    _source: Any = None  # the stream whose end says the source stopped
+    _follower: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
 
     @property
     def fps(self) -> float:
@@ -211,12 +237,63 @@ class ThrottledView:
         self.throttle.flush()
 
     async def next_frame(self, timeout: float | None = 10.0) -> int:
-        """Wait for the next frame; returns the frame count."""
+        """Wait for the next frame; returns the frame count. Raises `RuntimeError` at once
+        when the widget is closed or stopped."""
         return await self.throttle.next_frame(timeout)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The live widget; once closed (it has no view left), a line saying so."""
+    def _follow(self, event: Any, why: str) -> None:
+        """Stop, saying `why`, when `event`'s streams end (its source stopped); one idle task,
+        woken only by that event's own (rare) emissions."""
+        self._source = event.stream(1)
+        self._follower = asyncio.get_running_loop().create_task(
+            self._stop_at_end(why), name=f"{self.throttle.name} source"
+        )
+
+    async def _stop_at_end(self, why: str) -> None:
+        """Drain the source's rare emissions until its stream ends, then stop."""
+        async for _ in self._source:
+            pass
+        self._stop(why)
+
+    def _stop(self, why: str) -> None:
+        """The source stopped: detach, end the frame task, tell the views still open."""
+        if self._closed or self.stopped is not None:
+            return
+        self.stopped = why
+        self._detach()
+        self.throttle.close(f"stopped: {why}")
+        self._show_stopped()
+
+    def _detach(self) -> None:
+        """Disconnect from the managers (idempotent)."""
+        raise NotImplementedError
+
+    def _show_stopped(self) -> None:
+        """Mark the last frame, still shown by open views, as final."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop updating, disconnect from the managers and close the widget."""
         if self._closed:
+            return
+        self._closed = True
+        if self._source is not None:
+            self._source.close()  # ends the follower, which finds the widget closed
+        self._detach()
+        self.throttle.close()
+        self.widget.close()
+
+    def _state(self) -> str:
+        """The state part of the repr: rate and frames, "stopped: why" or "closed"."""
+        if self._closed:
+            return "closed"
+        if self.stopped is not None:
+            return f"stopped: {self.stopped}"
+        return f"{self.fps:g} fps, {self.frames} frames"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget; once stopped or closed, a line saying so."""
+        if self._closed or self.stopped is not None:
             text = repr(self)
             return {"text/plain": text, "text/html": f"<code>{html.escape(text)}</code>"}
         return self.widget._repr_mimebundle_(**kwargs)

@@ -89,12 +89,19 @@ async def test_wire_messages_keep_a_date_axis_and_one_update_per_frame(live, com
     chart = CandlestickChart(suite.data, bars=20, fps=20)
     try:
         channel = chart.figure.comm
-        frames0 = chart.frames
+        frames0, sent0 = chart.frames, len(channel.messages)
         start_bar = series.forming_bucket
         await frames_until(chart, lambda: series.forming_bucket != start_bar)  # a new bar
         await chart.next_frame()
+        frames = chart.frames - frames0
         updates = channel.updates("_py2js_update")
-        assert 0 < len(updates) <= chart.frames - frames0 + 1  # one message per frame at most
+        assert 0 < len(updates) <= frames + 1  # one plotly update per frame at most
+        # which plotly sends as 4 comm messages: the update, its reset, two edit counters
+        sent = [data["state"] for _, data, _ in channel.messages[sent0:]]
+        assert {key for state in sent for key in state} == {
+            "_py2js_update", "_last_trace_edit_id", "_last_layout_edit_id"
+        }  # fmt: skip
+        assert len(sent) <= 4 * frames
         x_sent = 0
         for message in channel.wire():
             state = message.get("state") or {}
