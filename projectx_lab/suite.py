@@ -10,6 +10,7 @@ async with suite: ...                  # clean teardown of everything the suite 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -150,7 +151,7 @@ class TradingSuite:
             for resource in reversed(owned):
                 await _close(resource)
             raise
-        return cls(
+        suite = cls(
             client,
             realtime,
             info,
@@ -162,6 +163,11 @@ class TradingSuite:
             prices=prices,
             owned=owned,
         )
+        if "IPython" in sys.modules:  # a re-run cell closes the suite its last run made
+            from projectx_lab.notebook.loop import own_suite
+
+            own_suite(suite)
+        return suite
 
     # -- mapping access -------------------------------------------------------------------
 

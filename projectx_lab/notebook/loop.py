@@ -439,6 +439,48 @@ def _ipython() -> Any:
 
 registry = CellRegistry()
 
+_unowned: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "projectx_lab_unowned", default=False
+)
+
+
+@contextlib.contextmanager
+def unowned() -> Iterator[None]:
+    """Suites made inside belong to no cell: their maker (e.g. `%px_connect`) closes them."""
+    token = _unowned.set(True)
+    try:
+        yield
+    finally:
+        _unowned.reset(token)
+
+
+class _CloseSuite:
+    """Disposer of a suite a cell made: closes it on the loop it lives on (the re-run cell
+    may run on another), or leaves it if that loop no longer runs."""
+
+    __slots__ = ("loop", "suite")
+
+    def __init__(self, suite: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.suite, self.loop = suite, loop
+
+    def __call__(self) -> None:
+        if not self.loop.is_running():
+            return
+        if _running_loop() is self.loop:
+            registry._schedule(self.suite.close())
+        else:
+            asyncio.run_coroutine_threadsafe(_awaited(self.suite.close()), self.loop)
+
+    def __repr__(self) -> str:
+        return f"_CloseSuite({self.suite!r})"
+
+
+def own_suite(suite: Any) -> None:
+    """Let the running cell (or `cell_scope`) own a suite just made, unless made `unowned()`:
+    re-running the cell then closes it instead of leaking its connections."""
+    if not _unowned.get():
+        registry.track(_CloseSuite(suite, asyncio.get_running_loop()))
+
 
 def cell_scope(name: str | None = None) -> contextlib.AbstractContextManager[str]:
     """`with cell_scope("name"):` re-running disposes what the previous run registered; our

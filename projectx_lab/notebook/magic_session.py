@@ -33,6 +33,7 @@ from projectx_lab.sim import Simulator
 from projectx_lab.suite import TradingSuite
 
 from .arming import Armed, Arming, is_paper
+from .loop import unowned
 from .magic_args import ArmRequest, BracketRequest, CancelRequest, ConnectRequest, MagicUsageError
 from .magic_format import (
     bracket_line,
@@ -493,9 +494,10 @@ async def _open(request: ConnectRequest, borrowed: Simulator | None) -> _Connect
             await client.select_account(request.account)
         else:
             await client.authenticate()
-        suite = await TradingSuite.create(
-            request.symbol, project_x=client, timeframes=request.timeframes
-        )
+        with unowned():  # the session closes it, not a re-run of the cell
+            suite = await TradingSuite.create(
+                request.symbol, project_x=client, timeframes=request.timeframes
+            )
     except BaseException:
         await _Connection(None, client, sim, owns_sim).close()
         raise

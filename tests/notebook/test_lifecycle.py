@@ -14,16 +14,16 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from projectx_lab import ProjectX
+from projectx_lab import ProjectX, create_trading_suite
 from projectx_lab.client.errors import ProjectXError
 from projectx_lab.notebook import CandlestickChart, DepthChart, DomLadder
-from projectx_lab.notebook.loop import run, shutdown
+from projectx_lab.notebook.loop import registry, run, shutdown
 from projectx_lab.notebook.magic_args import ConnectRequest
 from projectx_lab.notebook.magic_session import MagicSession
 from projectx_lab.notebook.magics import unload_ipython_extension
 from projectx_lab.sim import Simulator
 
-from ..conftest import sim_options
+from ..conftest import sim_options, wait_until
 from .widget_support import TIMEOUT, open_suite
 
 AT_ONCE = 2.0  # seconds: a stopped widget answers now, not after next_frame's timeout
@@ -169,3 +169,35 @@ def test_an_order_from_another_loop_is_refused_before_it_is_sent() -> None:
         unload_ipython_extension(shell)
         InteractiveShell.clear_instance()
         shutdown()
+
+
+async def test_rerunning_a_cell_closes_the_suite_its_last_run_made(sim_client) -> None:
+    """`suite = await create_trading_suite(...)` re-run in the same cell: the previous suite is
+    closed, so its hub connections do not add up; another cell's suite is left alone."""
+    sim, client = sim_client
+    shell = InteractiveShell.instance()
+    shell.user_ns.update(create_trading_suite=create_trading_suite, client=client)
+    code = "suite = await create_trading_suite('MNQ', project_x=client, timeframes=['1min'])"
+    hubs = sim.app.hubs
+    try:
+        await _run_cell(shell, code, "cell-a")
+        first = shell.user_ns["suite"]
+        await _run_cell(shell, code, "cell-a")
+        second = shell.user_ns["suite"]
+        await wait_until(lambda: first.realtime.state("market").value == "disconnected")
+        await _run_cell(shell, code.replace("suite =", "other ="), "cell-b")
+        assert second.realtime.is_connected and shell.user_ns["other"].realtime.is_connected
+        await wait_until(lambda: hubs.connection_count("all") == 4)  # two suites, two hubs each
+    finally:
+        registry.dispose("cell:cell-a")
+        registry.dispose("cell:cell-b")
+        registry.uninstall(shell)
+    await wait_until(lambda: hubs.connection_count("all") == 0)
+
+
+async def _run_cell(shell: InteractiveShell, code: str, cell_id: str) -> None:
+    """Run `code` as ipykernel does for a cell JupyterLab sends with `cellId` metadata."""
+    result = await shell.run_cell_async(
+        code, transformed_cell=shell.transform_cell(code), cell_id=cell_id
+    )
+    assert result.success, result.error_in_exec
