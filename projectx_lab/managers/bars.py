@@ -121,6 +121,21 @@ class BarSeries:
             int(self._v[i]),
         )
 
+    def closed_after(self, t_ns: int) -> list[tuple[int, float, float, float, float, int]]:
+        """Closed bars opened after `t_ns`, oldest first, as (t, o, h, l, c, v): O(their count)."""
+        out = []
+        for back in range(self._count):
+            i = (self._start + self._count - 1 - back) % self.capacity
+            t = int(self._t[i])
+            if t <= t_ns:
+                break
+            out.append(
+                (t, float(self._o[i]), float(self._h[i]), float(self._l[i]), float(self._c[i]),
+                 int(self._v[i]))
+            )  # fmt: skip
+        out.reverse()
+        return out
+
     def __len__(self) -> int:
         return self._count + (self._fb != _NO_BUCKET)
 

@@ -75,6 +75,11 @@ class RealtimeDataManager:
         self._ticks = TickRing(max_ticks)
         self._tasks = CallbackTasks()
         self._refetches: set[asyncio.Task[Any]] = set()
+        # `on_new_bar` announces each closed bar once, in order, with its final values: while
+        # the market hub is down or a re-read is pending, closed bars wait in the series.
+        self._announced: dict[str, int] = {}  # open of the newest announced (or loaded) bar
+        self._rereads: dict[str, int] = {label: 0 for label in self._series}
+        self._hub_down = False
         self.on_tick: Event[Tick, str] = Event("tick", self._tasks)
         self.on_new_bar: Event[str, dict[str, Any]] = Event("new_bar", self._tasks)
         self.contract_id: str | None = None
@@ -103,6 +108,9 @@ class RealtimeDataManager:
             if series.forming_bucket is not None:
                 self._dirty[label].add(series.forming_bucket)
         self._first_live.update(self._series)  # and so may the start of the first live bar
+        for label, series in self._series.items():
+            closed = series.last_closed()
+            self._announced[label] = closed[0] if closed is not None else -1
         self.on_tick.open_streams()
         self.on_new_bar.open_streams()
         self.realtime.trade_event += self._on_trades
@@ -299,8 +307,18 @@ class RealtimeDataManager:
             stale = sorted(b for b in dirty if b < series.forming_bucket)
             dirty.difference_update(stale)
             self._spawn_refetch(label, stale[0], series.forming_bucket)
-        if len(self.on_new_bar):
-            t, o, h, low, c, v = closed
+        if not self._hub_down and not self._rereads[label]:
+            self._announce(label)
+
+    def _announce(self, label: str) -> None:
+        """Emit `on_new_bar` for every closed bar of `label` not announced yet, oldest first."""
+        bars = self._series[label].closed_after(self._announced.get(label, -1))
+        if not bars:
+            return
+        self._announced[label] = bars[-1][0]
+        if not len(self.on_new_bar):
+            return
+        for t, o, h, low, c, v in bars:
             bar = {
                 "timestamp": datetime.fromtimestamp(t / NS, tz=UTC),
                 "open": o,
@@ -344,7 +362,15 @@ class RealtimeDataManager:
     def _spawn_refetch(self, label: str, start_ns: int, end_ns: int | None) -> None:
         task = asyncio.get_running_loop().create_task(self._refetch(label, start_ns, end_ns))
         self._refetches.add(task)
+        self._rereads[label] += 1
         task.add_done_callback(self._refetches.discard)
+        task.add_done_callback(lambda _: self._reread_done(label))
+
+    def _reread_done(self, label: str) -> None:
+        """A re-read ended (replaced, failed or cancelled): announce what waited for it."""
+        self._rereads[label] -= 1
+        if self._running and not self._hub_down and not self._rereads[label]:
+            self._announce(label)
 
     async def _refetch(self, label: str, start_ns: int, end_ns: int | None) -> None:
         """Replace closed bars from `start_ns` (to `end_ns`, or all closed) with the gateway's."""
@@ -369,6 +395,10 @@ class RealtimeDataManager:
         """
         if hub != "market":
             return
+        if state in (ConnectionState.RECONNECTING, ConnectionState.DISCONNECTED):
+            self._hub_down = True
+        elif state == ConnectionState.RECONNECTED:
+            self._hub_down = False
         known = self._known_until()
         if known is None:
             return

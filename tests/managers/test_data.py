@@ -143,6 +143,40 @@ async def test_gap_in_a_quiet_market_is_backfilled(rig, traded_before_drop: bool
     await dm.stop_realtime_feed()
 
 
+async def test_new_bar_events_cover_a_gap_once_in_order_with_final_values(rig) -> None:
+    """A strategy fed by `on_new_bar` across a market-hub outage gets every bar exactly once,
+    oldest first, with the gateway's values: bars the gap hid (announced after the backfill)
+    and the bars around it (held until their re-read), never the incomplete live version."""
+    sim, client, rt = rig
+    states: list[tuple[str, str]] = []
+    changed = asyncio.Event()
+    rt.state_event += lambda hub, state: (states.append((hub, state.value)), changed.set())
+    dm = RealtimeDataManager("MNQ", client, rt, ["15s"], initial_bars=20)
+    await dm.initialize()
+    announced: list[tuple] = []
+    dm.on_new_bar += lambda tf, b: announced.append(
+        (int(b["timestamp"].timestamp() * 10**9), b["open"], b["high"], b["low"], b["close"],
+         b["volume"])
+    )  # fmt: skip
+    await dm.start_realtime_feed()
+    await wait_bars(dm, "15s", 2)
+    sim.faults.block_hub("market")
+    sim.faults.drop_hub("market", "abort")
+    async with asyncio.timeout(TIMEOUT):
+        while ("market", "reconnecting") not in states:
+            changed.clear()
+            await changed.wait()
+    gap_from = sim.clock.now_ns()
+    await wait_until(lambda: sim.clock.now_ns() > gap_from + 60 * 10**9, TIMEOUT)  # 4+ buckets
+    sim.faults.unblock_hub("market")
+    await dm.wait_until_backfilled()
+    await wait_until(lambda: announced and announced[-1][0] > gap_from + 90 * 10**9, TIMEOUT)
+    theirs = sim_bars(sim, dm.contract_id, Timeframe.parse("15s"), announced[0][0],
+                      announced[-1][0] + 1)  # fmt: skip
+    assert announced == theirs
+    await dm.stop_realtime_feed()
+
+
 async def test_unknown_timeframe_is_a_clear_error(rig) -> None:
     _, client, rt = rig
     dm = RealtimeDataManager("MNQ", client, rt, ["1min"])
