@@ -8,7 +8,6 @@ simulator account's balance change whenever the run ends flat.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ _TRIP_SCHEMA = {
     "entry_price": pl.Float64,
     "exit_time": pl.Datetime("us", "UTC"),
     "exit_price": pl.Float64,
+    "fills": pl.Int64,
     "gross_pnl": pl.Float64,
     "costs": pl.Float64,
     "net_pnl": pl.Float64,
@@ -70,53 +70,69 @@ def fills_frame(fills: Sequence[Trade]) -> pl.DataFrame:
 
 
 @dataclass(slots=True)
-class _Lot:
+class _Trip:
     direction: int  # +1 long, -1 short
-    size: int
-    price: Decimal
-    time: datetime | None
-    cost_each: Decimal  # fees + commissions per contract of the opening fill
+    entry_time: datetime
+    open: int = 0  # contracts still open
+    size: int = 0  # contracts opened so far (= closed, once flat)
+    entry_value: Decimal = ZERO  # Σ price × quantity of the opening fills
+    exit_value: Decimal = ZERO  # Σ price × quantity of the closing fills
+    costs: Decimal = ZERO  # fees + commissions of both sides
+    fills: int = 0
 
 
 def round_trips(fills: Sequence[Trade], point_values: dict[str, Decimal]) -> pl.DataFrame:
-    """Fills paired first-in first-out into round trips, one row per matched quantity: entry
-    and exit, gross P&L (points × point value), costs (both sides' fees and commissions)."""
+    """One row per round trip of a contract's position, flat to flat (a fill through zero closes
+    one and opens the next): volume-weighted entry and exit, the fills it took, gross P&L
+    (points × point value), costs (both sides' fees and commissions) and net P&L."""
     rows: list[dict[str, Any]] = []
-    lots: dict[str, deque[_Lot]] = {}
+    trips: dict[str, _Trip] = {}
     for f in sorted((f for f in fills if not f.voided), key=lambda f: (f.creation_timestamp, f.id)):
         if not f.size or f.price is None:
             continue
         direction = 1 if f.side == OrderSide.BUY else -1
         cost_each = ((f.fees or ZERO) + (f.commissions or ZERO)) / f.size
-        book = lots.setdefault(f.contract_id, deque())
         left = f.size
-        point = point_values.get(f.contract_id, ZERO)
-        while left and book and book[0].direction != direction:
-            lot = book[0]
-            qty = min(left, lot.size)
-            gross = (f.price - lot.price) * qty * point * lot.direction
-            costs = (lot.cost_each + cost_each) * qty
-            rows.append(
-                {
-                    "contract_id": f.contract_id,
-                    "direction": "long" if lot.direction > 0 else "short",
-                    "size": qty,
-                    "entry_time": lot.time,
-                    "entry_price": float(lot.price),
-                    "exit_time": f.creation_timestamp,
-                    "exit_price": float(f.price),
-                    "gross_pnl": float(gross),
-                    "costs": float(costs),
-                    "net_pnl": float(gross - costs),
-                }
-            )
-            lot.size -= qty
+        trip = trips.get(f.contract_id)
+        if trip is not None and trip.direction != direction:
+            qty = min(left, trip.open)
+            trip.open -= qty
+            trip.exit_value += f.price * qty
+            trip.costs += cost_each * qty
+            trip.fills += 1
             left -= qty
-            if not lot.size:
-                book.popleft()
+            if not trip.open:
+                rows.append(_trip_row(f.contract_id, trip, f.creation_timestamp, point_values))
+                del trips[f.contract_id]
         if left:
-            book.append(_Lot(direction, left, f.price, f.creation_timestamp, cost_each))
+            trip = trips.setdefault(f.contract_id, _Trip(direction, f.creation_timestamp))
+            trip.open += left
+            trip.size += left
+            trip.entry_value += f.price * left
+            trip.costs += cost_each * left
+            trip.fills += 1
     return pl.DataFrame(rows, schema=_TRIP_SCHEMA)
+
+
+def _trip_row(
+    contract_id: str, trip: _Trip, exit_time: datetime, point_values: dict[str, Decimal]
+) -> dict[str, Any]:
+    """A closed trip as a row of the trades table (prices are volume-weighted averages)."""
+    gross = (trip.exit_value - trip.entry_value) * point_values.get(contract_id, ZERO)
+    gross *= trip.direction
+    return {
+        "contract_id": contract_id,
+        "direction": "long" if trip.direction > 0 else "short",
+        "size": trip.size,
+        "entry_time": trip.entry_time,
+        "entry_price": float(trip.entry_value / trip.size),
+        "exit_time": exit_time,
+        "exit_price": float(trip.exit_value / trip.size),
+        "fills": trip.fills,
+        "gross_pnl": float(gross),
+        "costs": float(trip.costs),
+        "net_pnl": float(gross - trip.costs),
+    }
 
 
 def equity_curve(
@@ -189,7 +205,8 @@ def max_drawdown(equity: pl.Series, start: float) -> float:
 @dataclass(frozen=True)
 class PaperResult:
     """What a paper run produced. Tables are polars; money figures are exact `Decimal`s from the
-    simulator's fills (`pnl` = gross − fees − commissions = the account's balance change)."""
+    simulator's fills (`pnl` = gross − fees − commissions = the account's balance change).
+    `trades` has one row per round trip; `fills` is the detail, one row per (partial) fill."""
 
     strategy: str
     contract_id: str

@@ -20,8 +20,9 @@ seeding as TA-Lib; TA-Lib starts ATR one row later and aligns MACD's fast EMA di
 | `atr(n)` (Wilder) | n − 1 | mean of the first n true ranges (the first is high − low) |
 | `vwap()` | 0 | none: anchored at each session's first bar |
 
-Leading nulls in the input (e.g. another indicator's warm-up) are skipped: the seed is taken
-over the first n non-null values. RSI is 50 when a window has neither gains nor losses.
+Nulls in the input (e.g. another indicator's warm-up, or gaps) are skipped: an EMA's seed is the
+mean of the first n non-null values, taken at the n-th. RSI is 50 when a window has neither
+gains nor losses.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def _ema(x: pl.Expr, n: int, alpha: float, seed: Seed) -> pl.Expr:
     if seed != "sma":
         raise ValueError(f"seed must be 'sma' or 'first', got {seed!r}")
     seen = x.is_not_null().cum_sum()
-    seeded = pl.when(seen < n).then(None).when(seen == n).then(x.rolling_mean(n)).otherwise(x)
+    seed_mean = x.cum_sum() / n  # null at null rows, so the seed sits on the n-th non-null value
+    seeded = pl.when(seen < n).then(None).when(seen == n).then(seed_mean).otherwise(x)
     return seeded.ewm_mean(alpha=alpha, adjust=False)
 
 

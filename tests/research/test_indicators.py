@@ -165,6 +165,15 @@ def test_ema_seeds_after_leading_nulls() -> None:
     assert out["ema_3"].to_list()[:5] == [None] * 5 and out["ema_3"][5] == 4.0
 
 
+def test_seed_skips_a_null_inside_the_first_n_values() -> None:
+    xs = [None, None, 1.0, 2.0, None, 3.0, 4.0, 5.0, 6.0, 7.0]
+    out = pl.DataFrame({"x": xs}, schema={"x": pl.Float64}).select(ema(3, "x"), rsi(3, "x"))
+    # ema: mean of 1, 2, 3 at the third non-null value, then α = 0.5
+    assert out["ema_3"].to_list() == [None] * 5 + [2.0, 3.0, 4.0, 5.0, 6.0]
+    # changes are non-null at rows 3, 6, 7, ...: the third of them (row 7) seeds the RSI
+    assert out["rsi_3"].to_list() == [None] * 7 + [100.0] * 3
+
+
 @pytest.mark.parametrize("n", [2, 14])
 def test_rsi_matches_wilders_loop(n: int) -> None:
     frame = bars(80)
