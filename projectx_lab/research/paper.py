@@ -14,8 +14,9 @@ The run talks to the simulator like any notebook does: a `ProjectX` client over 
 Two clocks:
 
 * `speed=None` (default), lockstep: simulated time is held and stepped (every `step`, default
-  the strategy's shortest bar) and each step waits until the suite has every message and the
-  strategy has reacted. Decisions happen at exact simulated instants, so a run is
+  the strategy's shortest bar, or one second when it overrides `on_tick`, so an order placed
+  on a tick fills at most a second later) and each step waits until the suite has every
+  message and the strategy has reacted. Decisions happen at exact simulated instants, so a run is
   deterministic and as fast as the stack allows; bars close the moment time passes their end.
 * `speed=20.0`: the virtual clock runs freely at that speed (watch it live); results then
   depend on timing like a live session does.
@@ -50,6 +51,7 @@ from .strategy import Strategy, StrategyRuntime, timeframes_of
 
 NS = 1_000_000_000
 _DAY_NS = 86_400 * NS
+_TICK_STEP_NS = NS  # default lockstep step of a strategy with `on_tick`
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,7 @@ def _step_ns(strategy: Strategy, step: timedelta | str | None) -> int:
     if step is not None:
         return int(_duration(step).total_seconds() * NS)
     lengths = [Timeframe.parse(tf).fixed_ns or _DAY_NS for tf in timeframes_of(strategy)]
-    return min([*lengths, _DAY_NS])
+    return min([*lengths, _TICK_STEP_NS if strategy.wants_ticks else _DAY_NS])
 
 
 async def run_paper(

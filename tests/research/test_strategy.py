@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +61,20 @@ class Ticks(Strategy):
 
     async def on_tick(self, suite: Any, tick: Any) -> None:
         self.prices.append(tick.price)
+
+
+class FirstTickBuyer(Strategy):
+    """Buys one contract on its first tick."""
+
+    timeframes = ("1min",)
+
+    def __init__(self) -> None:
+        self.first: Any = None
+
+    async def on_tick(self, suite: Any, tick: Any) -> None:
+        if self.first is None:
+            self.first = tick
+            await suite.orders.place_market_order(suite.instrument, OrderSide.BUY, 1)
 
 
 class Broken(Strategy):
@@ -155,6 +169,20 @@ async def test_the_same_strategy_runs_unchanged_on_a_live_suite(
             with pytest.raises(StrategyError, match="ZeroDivisionError"):
                 async with asyncio.timeout(TIMEOUT):
                     await Broken().run(suite)
+
+
+async def test_tick_strategy_orders_fill_right_after_the_tick() -> None:
+    source = synthetic(seed=3, start=SIM_START, duration="3min", trade_rate=2.0)
+    strategy = FirstTickBuyer()
+    result = await run_paper(strategy, "MNQ", source=source)
+    tick, fill = strategy.first, result.fills.row(0, named=True)
+    delay = fill["time"] - datetime.fromtimestamp(tick.ts_ns / NS, UTC)
+    assert fill["side"] == "buy" and timedelta(0) <= delay <= timedelta(seconds=1)
+    assert abs(fill["price"] - tick.price) <= 2.0  # the market of that tick, not a bar's end
+
+    slow = FirstTickBuyer()
+    result = await run_paper(slow, "MNQ", source=source, step="1min")  # an explicit step wins
+    assert result.fills["time"][0] == SIM_START + timedelta(minutes=1)
 
 
 async def test_free_running_paper_run_and_failures() -> None:
