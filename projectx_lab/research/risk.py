@@ -11,7 +11,8 @@ await guard.flatten_all()
 Rules (equity = balance + unrealized P&L, as the suite's `PositionManager` marks it):
 
 * `daily_loss_limit`: equity falls `limit` below its value at the start of the trading day
-  (the guard's start, then every `day_start` in `timezone`, 17:00 Chicago by default).
+  (the guard's start, then every `day_start` in `timezone`, 17:00 Chicago by default, by the
+  gateway's clock: the baseline is the last equity the guard saw before that instant).
   Locks new orders until the next trading day.
 * `trailing_drawdown`: equity falls `limit` below its highest value since the guard started
   (intraday trailing). Locks new orders until `reset()`.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,7 +120,8 @@ class RiskGuard:
         self.lock: Breach | None = None  # the breach that blocks new orders
         self.day_base: float | None = None
         self.peak: float | None = None
-        self._day: date | None = None
+        self._day_end: datetime | None = None  # when the current trading day ends
+        self._last: float | None = None  # the equity at the last evaluation
         self._net: dict[str, int] = {}  # signed position per contract, from the suite's stream
         self._flattening: asyncio.Task[Any] | None = None
         self._hooks: list[tuple[Any, Any]] = []
@@ -151,8 +153,8 @@ class RiskGuard:
         for position in await positions.get_positions():
             self._net[position.contract_id] = position.signed_size
         equity = self.equity
-        self.day_base = self.peak = equity
-        self._day = self._trading_day()
+        self.day_base = self.peak = self._last = equity
+        self._day_end = self._trading_day_end()
         self.suite.orders.pre_place_checks.append(self._check)
         self._hook(positions.prices.on_price, self._on_price)
         self._hook(self.suite.realtime.account_event, self._on_account)
@@ -226,8 +228,8 @@ class RiskGuard:
     def reset(self) -> None:
         """Lift the lock and restart the daily baseline and the trailing peak from now."""
         self.lock = None
-        self.day_base = self.peak = self.equity
-        self._day = self._trading_day()
+        self.day_base = self.peak = self._last = self.equity
+        self._day_end = self._trading_day_end()
 
     # -- actions --------------------------------------------------------------------------
 
@@ -241,7 +243,6 @@ class RiskGuard:
 
     async def _check(self, request: PlaceRequest) -> None:
         """Pre-placement check: refuse while locked or when the size limit would be passed."""
-        self._roll_day()
         self._evaluate()
         lock = self.lock
         if lock is not None:
@@ -297,7 +298,6 @@ class RiskGuard:
         self._evaluate()
 
     def _on_account(self, data: dict[str, Any], action: int | None) -> None:
-        self._roll_day()
         self._evaluate()
 
     def _on_position(self, position: Any, previous: Any) -> None:
@@ -319,8 +319,12 @@ class RiskGuard:
             )
 
     def _evaluate(self) -> None:
+        self._roll_day()
         equity = self.equity
-        if equity is None or self.day_base is None or self.peak is None:
+        if equity is None:
+            return
+        self._last = equity
+        if self.day_base is None or self.peak is None:
             return
         if equity > self.peak:
             self.peak = equity
@@ -342,7 +346,8 @@ class RiskGuard:
     def _breach(
         self, rule: str, limit: float, value: float, detail: str, lock: bool = True
     ) -> None:
-        breach = Breach(rule, limit, value, datetime.now(UTC), f"{rule}: {detail}")
+        when = self.suite.client.gateway_time()  # simulated time under the simulator
+        breach = Breach(rule, limit, value, when, f"{rule}: {detail}")
         self.breaches.append(breach)
         if lock:
             self.lock = breach
@@ -361,19 +366,22 @@ class RiskGuard:
 
     # -- trading day ----------------------------------------------------------------------
 
-    def _trading_day(self) -> date:
-        """The trading day (starting at `day_start` local time) the gateway clock is in."""
+    def _trading_day_end(self) -> datetime:
+        """When the trading day the gateway clock is in ends (`day_start` local time)."""
         now = self.suite.client.gateway_time().astimezone(self.zone)
-        day = now.date()
-        return day + timedelta(days=1) if now.time() >= self.day_start else day
+        day = now.date() + timedelta(days=1) if now.time() >= self.day_start else now.date()
+        return datetime.combine(day, self.day_start, tzinfo=self.zone)
 
     def _roll_day(self) -> None:
-        day = self._trading_day()
-        if self._day is not None and day != self._day:
-            self._day = day
-            self.day_base = self.equity
-            if self.lock is not None and self.lock.rule == DAILY:
-                self.lock = None
+        """On the first evaluation past `day_start`, rebase on the last equity seen before it
+        (exact while prices flow; the equity now would hide the losses since the boundary)."""
+        end = self._day_end
+        if end is None or self.suite.client.gateway_time() < end:
+            return
+        self._day_end = self._trading_day_end()
+        self.day_base = self._last
+        if self.lock is not None and self.lock.rule == DAILY:
+            self.lock = None
 
     def _hook(self, event: Any, handler: Any) -> None:
         event += handler

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pytest import approx
 
 from projectx_lab import ProjectX, TradingSuite, create_trading_suite
 from projectx_lab.client.models import OrderSide
@@ -19,6 +21,7 @@ from projectx_lab.sim import Simulator
 TIMEOUT = 15.0
 PLACE = "/api/Order/place"
 MODIFY = "/api/Order/modify"
+NS = 1_000_000_000
 
 
 @pytest.fixture
@@ -171,3 +174,83 @@ async def test_bad_limits_are_refused(suite: TradingSuite) -> None:
     with pytest.raises(ValueError, match="max_position_size must be a positive int"):
         RiskGuard(suite, max_position_size=1.5)
     assert suite.orders.pre_place_checks == []
+
+
+def utc_ns(hour: int, minute: int, second: int) -> int:
+    """An instant on 2026-10-01 (UTC) in ns; 17:00 Chicago (CDT) is 22:00 UTC that day."""
+    return int(datetime(2026, 10, 1, hour, minute, second, tzinfo=UTC).timestamp()) * NS
+
+
+async def step_to(sim: Simulator, client: ProjectX, ts_ns: int) -> None:
+    """Move the held simulated clock to `ts_ns`, let the client read the gateway clock there (the
+    ping's `Date`), then pump the market: its prices reach the guard stamped with the new time."""
+    sim.exchange.call(sim.clock.advance_to, ts_ns)
+    await client.get_health_status()
+    sim.exchange.call(sim.exchange.step)
+
+
+async def test_daily_baseline_rolls_at_the_session_boundary_on_prices_alone(
+    make_sim: Callable[..., Any],
+) -> None:
+    """Short 1 MNQ from 16:51:30 Chicago: it loses 6.00 by 16:57:30 and 23.50 more by 17:02:30,
+    29.50 in all against a 26.00 limit. Only prices arrive after 17:00, yet the new day must be
+    based on the 16:57:30 equity: no breach (nor flatten) until the new day itself loses 26."""
+    cid = "CON.F.US.MNQ.Z26"
+    start, before, after, later = (
+        utc_ns(21, 51, 30),
+        utc_ns(21, 57, 30),
+        utc_ns(22, 2, 30),
+        utc_ns(22, 6, 30),
+    )
+    sim = await make_sim(start=datetime(2026, 10, 1, 21, 51, tzinfo=UTC), pump_interval=3600.0)
+    spec = sim.exchange.spec(cid)
+    assert spec is not None
+    point_value = float(spec.tick_value / spec.tick_size)
+
+    def last(ts_ns: int) -> float:  # the simulator's last trade at or before ts_ns
+        trade = sim.exchange.last_trade(cid, ts_ns)
+        assert trade is not None
+        return trade[1] * float(spec.tick_size)
+
+    async with ProjectX.for_simulator(sim) as client:
+        await client.authenticate()
+        suite = await create_trading_suite(
+            "MNQ", project_x=client, timeframes=["1min"], initial_bars=10, transport="native"
+        )
+        async with suite:
+            sim.exchange.call(sim.clock.hold)
+            until = watch(suite)
+            suite.positions.prices.on_price += until
+            await step_to(sim, client, start)
+            await suite.orders.place_market_order("MNQ", OrderSide.SELL, 1)
+            (position,) = await client.search_open_positions()
+            (account,) = [a for a in await client.list_accounts() if a.id == position.account_id]
+            assert position.average_price is not None and account.balance is not None
+            average, balance = float(position.average_price), float(account.balance)
+
+            def equity_at(ts_ns: int) -> float:
+                return balance + (average - last(ts_ns)) * point_value
+
+            await until.wait(lambda: suite.positions.equity.value == approx(equity_at(start)))
+            guard = await RiskGuard(suite, daily_loss_limit=26.0, auto_flatten=True).start()
+            assert guard.day_base == approx(equity_at(start))
+            assert equity_at(start) - equity_at(before) == approx(6.0)
+            assert equity_at(before) - equity_at(after) == approx(23.5)
+
+            await step_to(sim, client, before)
+            await until.wait(lambda: guard.equity == approx(equity_at(before)))
+            await step_to(sim, client, after)
+            await until.wait(lambda: guard.equity == approx(equity_at(after)))
+            assert guard.breaches == [] and guard.lock is None
+            assert guard.day_base == approx(equity_at(before))
+            assert guard.daily_pnl == approx(-23.5)
+            assert [p.size for p in await client.search_open_positions()] == [1]
+
+            await step_to(sim, client, later)  # the new day itself now loses 30.50
+            await until.wait(lambda: guard.status()["contracts"] == 0)
+            (breach,) = guard.breaches
+            assert breach.rule == "daily_loss_limit"
+            assert breach.value == approx(equity_at(before) - equity_at(later)) == approx(30.5)
+            moment = datetime.fromtimestamp(later / NS, UTC)
+            assert moment <= breach.time < moment + timedelta(seconds=TIMEOUT)
+            await guard.close()
