@@ -108,6 +108,7 @@ class HttpTransport:
         self._urls: dict[str, httpx.URL] = {}  # absolute URL per path: no per-call URL merge
         self.clock_offset = 0.0  # gateway clock minus ours, seconds (from `Date` headers)
         self._last_date: str | None = None
+        self._date_ts = 0.0  # the last distinct `Date` header, as a mid-second epoch time
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_url={str(self._client.base_url)!r}, closed={self.closed})"
@@ -144,10 +145,7 @@ class HttpTransport:
                 request_sent=sent,
                 endpoint=path,
             ) from exc
-        date = response.headers.get("date")
-        if date != self._last_date:  # parsed once per distinct second
-            self._last_date = date
-            self._read_clock(date)
+        self._read_clock(response.headers.get("date"))
         raw = response.content
         data: Any = None
         if raw and "json" in response.headers.get("content-type", "json"):
@@ -162,12 +160,17 @@ class HttpTransport:
         return datetime.now(UTC) + timedelta(seconds=self.clock_offset)
 
     def _read_clock(self, date: str | None) -> None:
+        """Re-estimate the offset on every reply (a held simulator clock sends the same `Date`
+        for minutes while ours runs on); each distinct header is parsed once."""
         if not date:
             return
-        try:
-            offset = parsedate_to_datetime(date).timestamp() + 0.5 - time.time()
-        except (TypeError, ValueError):
-            return
+        if date != self._last_date:
+            try:
+                self._date_ts = parsedate_to_datetime(date).timestamp() + 0.5
+            except (TypeError, ValueError):
+                return
+            self._last_date = date
+        offset = self._date_ts - time.time()
         self.clock_offset = offset if abs(offset) > _CLOCK_TOLERANCE else 0.0
 
 

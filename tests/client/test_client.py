@@ -12,6 +12,7 @@ import pytest
 from projectx_lab import (
     AccountNotFoundError,
     AuthenticationError,
+    ClientSettings,
     InstrumentNotFoundError,
     ProjectX,
     ProjectXError,
@@ -116,6 +117,28 @@ async def test_default_windows_follow_the_gateway_clock(client, sim):
     placed = await client.place_order("MNQ", side="buy", size=1)
     assert [o.id for o in await client.search_orders()] == [placed.order_id]
     assert {t.order_id for t in await client.search_trades()} == {placed.order_id}
+
+
+async def test_a_held_gateway_clock_is_followed_between_identical_date_headers(
+    sim, monkeypatch
+) -> None:
+    # A held simulator clock (lockstep) sends the same Date for minutes while ours runs on:
+    # the estimate must stay at the held instant, not drift ahead with our clock.
+    from projectx_lab.client import transport as transport_module
+
+    sim.clock.hold()
+    transport = transport_module.HttpTransport(ClientSettings(api_url=sim.api_url))
+    now = [transport_module.time.time()]
+    monkeypatch.setattr(transport_module.time, "time", lambda: now[0])
+    try:
+        await transport.request("GET", "/api/Status/ping", None, None)
+        first = transport.clock_offset
+        now[0] += 150.0  # 2.5 minutes of our time; the server answers with the same Date
+        await transport.request("GET", "/api/Status/ping", None, None)
+        assert transport.clock_offset == pytest.approx(first - 150.0)
+    finally:
+        await transport.aclose()
+        sim.clock.release()
 
 
 async def test_partial_bar_is_never_cached(client, sim):
