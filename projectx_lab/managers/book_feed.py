@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 from projectx_lab.managers.orderbook import OrderBook
+from projectx_lab.realtime.dispatch import CallbackTasks, Event
 from projectx_lab.realtime.supervisor import ConnectionState
 from projectx_lab.realtime.transport import RealtimeError
 
@@ -24,6 +25,9 @@ class BookFeed:
         self.realtime = realtime_client
         self.resets = 0
         self._running = False
+        # fires nothing; its streams end when the feed stops or its connection closes, which is
+        # how live widgets on the book learn that it no longer updates
+        self.ended_event: Event[str, str] = Event("book_feed", CallbackTasks())
 
     async def start(self) -> None:
         """Subscribe the contract's depth, trades and quotes (shared connection)."""
@@ -35,6 +39,7 @@ class BookFeed:
         rt.quote_event += self._on_quote
         rt.state_event += self._on_state
         self._running = True
+        self.ended_event.open_streams()
         await rt.subscribe_market(self.book.contract_id, owner=self)
 
     async def stop(self) -> None:
@@ -48,6 +53,7 @@ class BookFeed:
         rt.trade_event -= self._on_trades
         rt.quote_event -= self._on_quote
         rt.state_event -= self._on_state
+        self.ended_event.close_streams()
         with contextlib.suppress(RealtimeError):  # the connection may be going away too
             await rt.unsubscribe_market(self.book.contract_id, owner=self)
 
@@ -67,6 +73,8 @@ class BookFeed:
         if hub == "market" and state in _BROKEN:
             self.book.reset()
             self.resets += 1
+        if state == ConnectionState.DISCONNECTED:  # the connection closed for good
+            self.ended_event.close_streams()
 
     def __repr__(self) -> str:
         return f"BookFeed({self.book.contract_id!r}, running={self._running})"

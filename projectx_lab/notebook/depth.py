@@ -26,7 +26,7 @@ from .reprs import type_code
 from .throttle import DEFAULT_FPS, FrameThrottle, ThrottledView, check_source
 
 _BID, _ASK = "#26a69a", "#ef5350"
-_BOOK_ENDED = "the book's connection closed (suite closed)"
+_BOOK_ENDED = "the book's feed stopped (its suite closed, or it was stopped)"
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -48,9 +48,9 @@ class _BookWidget(ThrottledView):
                 f"{kind} needs an OrderBook (suite.orderbook), got {type(book).__name__}"
             )
         name = f"{kind}[{book.contract_id}]"
-        # a feed's end shows as its connection's: `state_event`'s streams end when it closes
+        # the feed's `ended_event` streams end when it stops or its connection closes
         feed = getattr(book, "feed", None)
-        self._source_event = None if feed is None else feed.realtime.state_event
+        self._source_event = None if feed is None else feed.ended_event
         if self._source_event is not None:
             check_source(self._source_event, name, _BOOK_ENDED)
         self.book = book

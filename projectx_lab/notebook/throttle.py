@@ -198,7 +198,7 @@ def check_source(event: Any, what: str, why: str) -> None:
     """Refuse to make widget `what` on a stopped source: once `event`'s source has stopped,
     `event.stream()` hands out streams that have already ended."""
     stream = event.stream(1)
-    ended = stream._closed  # EventStream has no public flag for it
+    ended = stream.closed
     stream.close()
     if ended:
         raise RuntimeError(f"cannot create {what}: {why}; make it from an open suite")

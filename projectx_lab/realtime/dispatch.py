@@ -248,6 +248,11 @@ class EventStream(Generic[A, B]):
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def closed(self) -> bool:
+        """True once the stream has ended (its event's source stopped, or `close()`)."""
+        return self._closed
+
     def __aiter__(self) -> EventStream[A, B]:
         return self
 

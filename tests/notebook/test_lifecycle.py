@@ -119,6 +119,21 @@ async def test_a_chart_stops_with_its_data_feed(sim_client) -> None:
             chart.close()
 
 
+async def test_book_widgets_stop_with_their_book_feed(sim_client) -> None:
+    sim, client = sim_client
+    async with await open_suite(sim, client) as suite:
+        depth = DepthChart(suite.orderbook, fps=20)
+        try:
+            await depth.next_frame(TIMEOUT)
+            await suite.book_feed.stop()  # the suite and its connection stay open
+            async with asyncio.timeout(AT_ONCE):
+                with pytest.raises(RuntimeError, match="feed stopped"):
+                    await depth.next_frame(TIMEOUT)
+            _assert_stopped(depth, "feed stopped")
+        finally:
+            depth.close()
+
+
 async def test_a_reconnect_stops_the_widgets_of_the_replaced_suite(sim_client) -> None:
     sim, _ = sim_client
     session = MagicSession()
