@@ -157,6 +157,18 @@ class MagicCall:
             self._task = asyncio.ensure_future(self._coro)
         return self._task.cancel()
 
+    def __getattr__(self, attribute: str) -> Any:
+        """Used like its result, without `await` (e.g. `%load_ext projectx_lab` and
+        `suite = %px_connect` in one cell, read before the extension could add the `await`):
+        say what it is and how to get the result."""
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        raise AttributeError(
+            f"{attribute!r}: this is %{self.name}'s call, not its result. Take the result with "
+            f"`x = await x` (or `x = x.result()` once done). A cell that loads the extension "
+            "is read before the extension can await its magics: use them from the next cell."
+        )
+
     def __repr__(self) -> str:
         state = "pending" if self._task is None else "done" if self._task.done() else "running"
         return f"<MagicCall %{self.name} {state}>"

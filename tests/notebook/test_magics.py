@@ -63,6 +63,19 @@ async def shell() -> AsyncIterator[InteractiveShell]:
         InteractiveShell.clear_instance()
 
 
+async def test_a_magic_call_used_like_its_result_says_how_to_get_it(shell) -> None:
+    # What `%load_ext projectx_lab` and `suite = %px_connect` in one cell leave in `suite`.
+    # the call as the cell's compiled code sees it when the transformer could not add `await`
+    code = "magic = get_ipython().run_line_magic\nc = magic('px_disconnect', '')\n"
+    result = await run(shell, "import asyncio\n" + code + "await asyncio.sleep(0)")
+    assert result.success and isinstance(shell.user_ns["c"], MagicCall)
+    await run(shell, "await c")
+    failed = await run(shell, "c.orders")
+    error = failed.error_in_exec
+    assert isinstance(error, AttributeError), error
+    assert "%px_disconnect's call, not its result" in str(error) and "next cell" in str(error)
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     accounts = [
