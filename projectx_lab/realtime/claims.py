@@ -43,10 +43,6 @@ class Claims(Generic[K]):
         """Key → kinds the hub must carry."""
         return {key: self.kinds(key) for key in self._held}
 
-    def owners(self, key: K) -> dict[Hashable, frozenset[str]]:
-        """Owner → kinds for one key (a copy)."""
-        return dict(self._held.get(key, {}))
-
     def _set(self, key: K, owner: Hashable, kinds: frozenset[str]) -> None:
         owners = self._held.setdefault(key, {})
         if kinds:

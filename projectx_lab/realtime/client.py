@@ -261,10 +261,6 @@ class ProjectXRealtimeClient:
         """Remembered market-hub subscriptions (all holders together): contract id → kinds."""
         return self._market_claims.union()
 
-    def market_holders(self, contract_id: str) -> dict[Hashable, frozenset[str]]:
-        """Who holds which market kinds of one contract ("direct" is the caller itself)."""
-        return self._market_claims.owners(contract_id)
-
     def on(self, event_name: str, callback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """Register `callback` for an event by wire name ("GatewayQuote", …), alias ("quote",
         "order", …) or "connection"; returns the callback."""

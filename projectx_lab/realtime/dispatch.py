@@ -209,6 +209,11 @@ class Event(Generic[A, B]):
         """Let `stream()` hand out live streams again (the source was restarted)."""
         self._streams_open = True
 
+    @property
+    def streams_open(self) -> bool:
+        """False once the source has stopped (`close_streams()`) until it restarts."""
+        return self._streams_open
+
     def stream(self, maxsize: int = 10_000) -> EventStream[A, B]:
         """An async iterator of `(a, b)` tuples from now on, keeping at most `maxsize` unread
         (already ended when the source has stopped)."""
@@ -247,11 +252,6 @@ class EventStream(Generic[A, B]):
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream has ended (its event's source stopped, or `close()`)."""
-        return self._closed
 
     def __aiter__(self) -> EventStream[A, B]:
         return self

@@ -23,20 +23,16 @@ from projectx_lab.notebook.magic_session import MagicSession
 from projectx_lab.notebook.magics import unload_ipython_extension
 from projectx_lab.sim import Simulator
 
-from ..conftest import sim_options, wait_until
-from .widget_support import TIMEOUT, open_suite
+from ..conftest import wait_until
+from .widget_support import TIMEOUT, open_suite, sim_and_client
 
 AT_ONCE = 2.0  # seconds: a stopped widget answers now, not after next_frame's timeout
 
 
 @pytest.fixture(name="sim_client")
 async def sim_client_fixture() -> AsyncIterator[tuple[Simulator, ProjectX]]:
-    async with (
-        Simulator(**sim_options(speed=60.0, trade_rate=4.0)) as sim,
-        ProjectX.for_simulator(sim) as client,
-    ):
-        await client.authenticate()
-        yield sim, client
+    async with sim_and_client() as pair:
+        yield pair
 
 
 def _assert_stopped(widget: Any, why: str) -> None:

@@ -100,6 +100,11 @@ class Cells:
         assert result.success, f"{code!r} failed: {err}"
         return out
 
+    async def connect(self, sim: Simulator, options: str = "") -> str:
+        """`suite = %px_connect` on `sim` (1min bars, plus `options`); returns what it printed."""
+        self.shell.user_ns["sim"] = sim
+        return await self.ok(f"suite = %px_connect --sim sim --timeframes 1min {options}".rstrip())
+
     async def usage_error(self, code: str) -> str:
         result = await run(self.shell, code)
         out, err = self.capsys.readouterr()
@@ -161,8 +166,7 @@ async def test_cell_magic_places_one_bracket_per_line(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("%px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     out = await cells.ok(
         "%%bracket --stop 8t --target 16t\nMNQ buy 1\n\n# short the other\nMES sell 2 --stop 8t\n"
     )
@@ -183,8 +187,7 @@ async def test_malformed_lines_print_usage_errors_and_send_nothing(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     suite = shell.user_ns["suite"]
     last = Decimal(repr(await suite.orders.prices.wait(suite.instrument.id, 5.0)))
     above, below = last + 20, last - 20
@@ -238,8 +241,7 @@ async def test_a_bad_timeframe_is_refused_before_anything_changes(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     suite, logins = shell.user_ns["suite"], sim.request_count(LOGIN)
     err = await cells.usage_error("%px_connect --sim sim --timeframes 1min,5mn")
     assert "unknown timeframe '5mn'" in err
@@ -251,8 +253,7 @@ async def test_an_interrupted_bracket_says_it_may_be_placed(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     orders = shell.user_ns["suite"].orders
     placed = asyncio.Event()
 
@@ -280,8 +281,7 @@ async def test_bracket_prints_the_prices_sent_and_the_entrys_state(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("suite = %px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     suite = shell.user_ns["suite"]
     last = Decimal(repr(await suite.orders.prices.wait(suite.instrument.id, 5.0)))
     sim.clock.speed = 1e-9  # frozen: a limit below the market stays working
@@ -311,8 +311,7 @@ async def test_unarmed_live_account_is_refused_and_arming_caps_size(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    out = await cells.ok("%px_connect --sim sim --account LIVE-ACCT-1 --timeframes 1min")
+    out = await cells.connect(sim, "--account LIVE-ACCT-1")
     assert "NOT paper" in out and "%px_arm LIVE-ACCT-1" in out
     sim.clock.speed = 1e-9  # frozen market: positions change only by our orders
     for code in (
@@ -393,8 +392,7 @@ async def test_awaited_in_place_or_started_in_background(
     sim: Simulator, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cells = Cells(shell, capsys)
-    shell.user_ns["sim"] = sim
-    await cells.ok("%px_connect --sim sim --timeframes 1min")
+    await cells.connect(sim)
     # inside a def the transformer cannot await: the magic returns a MagicCall
     await cells.ok("def show():\n    found = %positions\n    return found\ncall = show()")
     call = shell.user_ns["call"]
@@ -525,8 +523,7 @@ async def test_doctor_magic_reports_stack_and_connection(
     cells = Cells(shell, capsys)
     out = await cells.ok("%px_doctor")
     assert "ipykernel" in out and "plotly" in out and "not connected" in out
-    shell.user_ns["sim"] = sim
-    await cells.ok("%px_connect --sim sim --account LIVE-ACCT-1 --timeframes 1min")
+    await cells.connect(sim, "--account LIVE-ACCT-1")
     out = await cells.ok("%px_doctor")
     assert "not armed (order magics refused)" in out and "market connected" in out
     assert sim.api_key not in out and "LIVE-ACCT-1" in out

@@ -5,6 +5,7 @@ event-driven waits on widget frames."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -82,14 +83,21 @@ async def open_suite(sim: Simulator, client: ProjectX, **options: Any) -> Tradin
     )
 
 
-@pytest.fixture(name="live")
-async def live_fixture() -> AsyncIterator[tuple[Simulator, TradingSuite]]:
-    """(simulator at 60x, a TradingSuite on MNQ with 1min bars and the order book)."""
+@contextlib.asynccontextmanager
+async def sim_and_client() -> AsyncIterator[tuple[Simulator, ProjectX]]:
+    """A simulator at 60x and a client logged in to it."""
     async with (
         Simulator(**sim_options(speed=60.0, trade_rate=4.0)) as sim,
         ProjectX.for_simulator(sim) as client,
     ):
         await client.authenticate()
+        yield sim, client
+
+
+@pytest.fixture(name="live")
+async def live_fixture() -> AsyncIterator[tuple[Simulator, TradingSuite]]:
+    """(simulator at 60x, a TradingSuite on MNQ with 1min bars and the order book)."""
+    async with sim_and_client() as (sim, client):
         suite = await open_suite(sim, client)
         async with suite:
             yield sim, suite

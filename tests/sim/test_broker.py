@@ -140,6 +140,16 @@ class Env:
         assert oid is not None
         return oid
 
+    def bracket(self, sl: int, tp: int, **fields: Any) -> tuple[int, int, int]:
+        """Place an entry with a stop-loss leg `sl` and a take-profit leg `tp` (signed ticks);
+        returns the family's ids (stop loss, entry, take profit)."""
+        entry = self.ok(
+            stopLossBracket={"ticks": sl, "type": 4},
+            takeProfitBracket={"ticks": tp, "type": 1},
+            **fields,
+        )
+        return entry - 1, entry, entry + 1
+
     def tape(self, *prices: int, cid: str = MNQ) -> None:
         now = self.clock.now_ns()
         n = len(prices)
@@ -653,14 +663,7 @@ def test_bracket_family_ids_events_tags_and_links(env: Env) -> None:
 
 
 def test_suspended_children_are_priceless_and_hidden_from_search_open(env: Env) -> None:
-    entry = env.ok(
-        type=1,
-        side=0,
-        limitPrice=px(79_990),
-        stopLossBracket={"ticks": -8, "type": 4},
-        takeProfitBracket={"ticks": 16, "type": 1},
-    )
-    sl, tp = entry - 1, entry + 1
+    sl, entry, tp = env.bracket(-8, 16, type=1, side=0, limitPrice=px(79_990))
     assert env.open_ids() == [entry]
     rows = {o["id"]: o for o in env.orders()}
     assert rows[sl]["status"] == rows[tp]["status"] == 8
@@ -679,10 +682,7 @@ def test_suspended_children_are_priceless_and_hidden_from_search_open(env: Env) 
 
 @pytest.mark.parametrize("leg", ["tp", "sl"])
 def test_oco_one_leg_fills_the_other_is_cancelled(env: Env, leg: str) -> None:
-    entry = env.ok(
-        side=0, stopLossBracket={"ticks": -8, "type": 4}, takeProfitBracket={"ticks": 8, "type": 1}
-    )
-    sl, tp = entry - 1, entry + 1
+    sl, _, tp = env.bracket(-8, 8, side=0)
     fill = 80_001  # long at the ask
     if leg == "tp":
         env.tape(fill + 9)
@@ -700,13 +700,7 @@ def test_oco_one_leg_fills_the_other_is_cancelled(env: Env, leg: str) -> None:
 
 def test_a_leg_filling_partly_shrinks_the_other_instead_of_cancelling_it(env: Env) -> None:
     env.market.quote(MNQ, 80_000, 80_001, sizes=(10, 10, 10))
-    entry = env.ok(
-        side=0,
-        size=10,
-        stopLossBracket={"ticks": -20, "type": 4},
-        takeProfitBracket={"ticks": 20, "type": 1},
-    )
-    sl, tp = entry - 1, entry + 1
+    sl, _, tp = env.bracket(-20, 20, side=0, size=10)
     env.market.quote(MNQ, 80_000, 80_001, sizes=(4, 4, 4))  # 4 lots bid at the new target
     assert env.broker.modify({"accountId": A1, "orderId": tp, "limitPrice": px(80_000)})[0] == 0
     assert env.order(tp)["fillVolume"] == 4 and env.positions()[0]["size"] == 6
@@ -719,10 +713,7 @@ def test_a_leg_filling_partly_shrinks_the_other_instead_of_cancelling_it(env: En
 
 
 def test_modify_or_cancel_one_child_leaves_the_other(env: Env) -> None:
-    entry = env.ok(
-        side=0, stopLossBracket={"ticks": -8, "type": 4}, takeProfitBracket={"ticks": 8, "type": 1}
-    )
-    sl, tp = entry - 1, entry + 1
+    sl, _, tp = env.bracket(-8, 8, side=0)
     assert env.broker.modify({"accountId": A1, "orderId": tp, "limitPrice": px(80_020)}) == (
         0,
         None,
@@ -737,13 +728,7 @@ def test_modify_or_cancel_one_child_leaves_the_other(env: Env) -> None:
 
 
 def test_close_position_leaves_children_and_partial_exit_keeps_their_size(env: Env) -> None:
-    entry = env.ok(
-        side=0,
-        size=3,
-        stopLossBracket={"ticks": -8, "type": 4},
-        takeProfitBracket={"ticks": 8, "type": 1},
-    )
-    sl, tp = entry - 1, entry + 1
+    sl, _, tp = env.bracket(-8, 8, side=0, size=3)
     assert env.broker.partial_close(A1, MNQ, 1) == (0, None, None)
     assert env.order(sl)["size"] == 3 and env.order(tp)["size"] == 3
     assert env.broker.close_position(A1, MNQ) == (0, None, None)
@@ -757,12 +742,7 @@ def test_close_position_leaves_children_and_partial_exit_keeps_their_size(env: E
 
 
 def test_cancelling_an_unfilled_entry_cancels_its_suspended_children(env: Env) -> None:
-    entry = env.ok(
-        type=1,
-        limitPrice=px(79_990),
-        stopLossBracket={"ticks": -8, "type": 4},
-        takeProfitBracket={"ticks": 8, "type": 1},
-    )
+    _, entry, _ = env.bracket(-8, 8, type=1, limitPrice=px(79_990))
     env.events.clear()
     assert env.broker.cancel(A1, entry) == (0, None, None)
     assert env.order_events() == [(entry, 3), (entry - 1, 3), (entry + 1, 3)]
@@ -771,12 +751,7 @@ def test_cancelling_an_unfilled_entry_cancels_its_suspended_children(env: Env) -
 
 
 def test_cancelled_child_does_not_activate_on_entry_fill(env: Env) -> None:
-    entry = env.ok(
-        type=1,
-        limitPrice=px(79_990),
-        stopLossBracket={"ticks": -8, "type": 4},
-        takeProfitBracket={"ticks": 8, "type": 1},
-    )
+    _, entry, _ = env.bracket(-8, 8, type=1, limitPrice=px(79_990))
     assert env.broker.cancel(A1, entry + 1) == (0, None, None)
     assert env.order(entry - 1)["status"] == 8
     env.tape(79_980)
